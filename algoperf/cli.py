@@ -1,0 +1,74 @@
+"""The `algoperf` command line. Each command lives beside the code it drives; this module
+only gathers them and turns errors into one clear line (a traceback only with --debug)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from algoperf.errors import UserError
+
+
+class _LazyGroup(click.Group):
+    """Imports a command's module only when that command runs, so `algoperf score` never
+    pays for JAX or PyTorch."""
+
+    COMMANDS = {
+        "run": "algoperf.run_command:run",
+        "demo": "algoperf.demo:demo",
+        "workloads": "algoperf.run_command:workloads",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self.COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = self.COMMANDS.get(name)
+        if target is None:
+            return None
+        import importlib
+
+        module_name, attr = target.split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+
+@click.group(cls=_LazyGroup)
+@click.option("--debug", is_flag=True, help="Show full tracebacks and debug logging.")
+@click.version_option(package_name="algoperf")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """algoperf: run, score and verify the AlgoPerf training-algorithms benchmark."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+def main() -> None:
+    """Console entry point: runs the CLI, printing errors as one line unless --debug."""
+    debug = "--debug" in sys.argv[1:]
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except UserError as e:
+        if debug:
+            raise
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except Exception as e:  # noqa: BLE001 - the last line of defence for users
+        if debug:
+            raise
+        click.echo(f"error: {type(e).__name__}: {e} (rerun with --debug for details)", err=True)
+        sys.exit(1)

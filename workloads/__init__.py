@@ -1,0 +1,1 @@
+"""Workloads: the framework-free registry and one folder per implemented workload."""

@@ -1,0 +1,268 @@
+"""The framework-free registry: every AlgoPerf workload and variant, and the rules versions.
+
+Everything here is data. Scoring, sweeps and verification read targets, budgets and protocol
+sizes from this module without importing JAX or PyTorch; the runner uses ``module`` and
+``class_name`` to import a workload's framework implementation.
+
+Sources: AlgoPerf v0.6 (``algoperf/workloads/workloads.py`` and each workload's constants), the
+frozen targets files of v0.5 and v0.6, and the A100 weight-class budgets recorded upstream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+
+MAXIMIZE = "max"
+MINIMIZE = "min"
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkloadInfo:
+    """One registry row: what a workload is, how it is scored, and where its code lives."""
+
+    name: str
+    base: str  # the base workload; equal to ``name`` for base and dev workloads
+    dataset: str
+    target_metric_name: str
+    direction: str  # MAXIMIZE or MINIMIZE
+    validation_target_value: float
+    test_target_value: float | None
+    max_allowed_runtime_sec: float  # v0.6 external-ruleset budget
+    step_hint: int  # v0.6
+    eval_period_time_sec: float
+    module: str | None = None  # implemented here: algoperf.workloads.<module>_<framework>
+    class_name: str | None = None
+    dev: bool = False
+
+    @property
+    def is_variant(self) -> bool:
+        return self.name != self.base
+
+    def reached(self, value: float, target: float | None = None) -> bool:
+        """Scoring's comparison: ``>=`` for maximised metrics, ``<=`` for minimised ones."""
+        target = self.validation_target_value if target is None else target
+        if value is None or math.isnan(value):
+            return False
+        return value >= target if self.direction == MAXIMIZE else value <= target
+
+
+@dataclasses.dataclass(frozen=True)
+class RulesVersion:
+    """A version of the benchmark rules: protocol sizes and per-workload budgets."""
+
+    name: str
+    description: str
+    base_workloads: tuple[str, ...]
+    num_studies: int
+    num_trials: int  # external-tuning trials per study
+    self_tuning_factor: float  # self-tuning budget = factor x external budget
+    held_out_workloads: tuple[str, ...] = ()
+    budgets: dict[str, float] = dataclasses.field(default_factory=dict)  # overrides of v0.6
+    step_hints: dict[str, int] = dataclasses.field(default_factory=dict)  # overrides of v0.6
+
+    def budget(self, workload: str, ruleset: str = "external") -> float:
+        """Runtime budget in seconds of ``workload`` (a variant inherits its base's budget)."""
+        info = get_workload(workload)
+        seconds = self.budgets.get(info.base, info.max_allowed_runtime_sec)
+        return seconds * (self.self_tuning_factor if ruleset == "self" else 1.0)
+
+    def step_hint(self, workload: str) -> int:
+        info = get_workload(workload)
+        return self.step_hints.get(info.base, info.step_hint)
+
+
+def _w(name, base, dataset, metric, direction, val, test, budget, step_hint, eval_period,
+       module=None, class_name=None, dev=False) -> WorkloadInfo:
+    return WorkloadInfo(name, base, dataset, metric, direction, val, test, budget, step_hint,
+                        eval_period, module, class_name, dev)
+
+
+def _family(base, dataset, metric, direction, budget, step_hint, eval_period, rows):
+    """The base workload and its variants, which inherit budget, step hint and eval period."""
+    return [_w(name, base, dataset, metric, direction, val, test, budget, step_hint, eval_period)
+            for name, val, test in rows]
+
+
+_MAX, _MIN = MAXIMIZE, MINIMIZE
+
+_ROWS: list[WorkloadInfo] = [
+    *_family("criteo1tb", "criteo1tb", "loss", _MIN, 7703, 10666, 120, [
+        ("criteo1tb", 0.123735, 0.126041),
+        ("criteo1tb_test", 0.123735, 0.126041),
+        ("criteo1tb_layernorm", 0.123757, 0.126152),
+        ("criteo1tb_embed_init", 0.129657, 0.131967),
+        ("criteo1tb_resnet", 0.12415, 0.12648),
+    ]),
+    *_family("fastmri", "fastmri", "ssim", _MAX, 4430, 18094, 80, [
+        ("fastmri", 0.723653, 0.740633),
+        ("fastmri_model_size", 0.723559, 0.740726),
+        ("fastmri_tanh", 0.717840, 0.734505),
+        ("fastmri_layernorm", 0.723284, 0.739996),
+    ]),
+    *_family("imagenet_resnet", "imagenet", "accuracy", _MAX, 66159, 195999, 510, [
+        ("imagenet_resnet", 0.77431, 0.6560),
+        ("imagenet_resnet_silu", 0.75445, 0.6323),
+        ("imagenet_resnet_gelu", 0.76765, 0.6519),
+        ("imagenet_resnet_large_bn_init", 0.76526, 0.6423),
+    ]),
+    *_family("imagenet_vit", "imagenet", "accuracy", _MAX, 69768, 167999, 420, [
+        ("imagenet_vit", 0.77309, 0.6519),
+        ("imagenet_vit_glu", 0.75738, 0.6359),
+        ("imagenet_vit_post_ln", 0.75312, 0.6286),
+        ("imagenet_vit_map", 0.77113, 0.6523),
+    ]),
+    *_family("librispeech_conformer", "librispeech", "wer", _MIN, 58015, 76000, 1440, [
+        ("librispeech_conformer", 0.085884, 0.052981),
+        ("librispeech_conformer_attention_temperature", 0.109977, 0.068065),
+        ("librispeech_conformer_layernorm", 0.09731, 0.05996),
+        ("librispeech_conformer_gelu", 0.094114, 0.056629),
+    ]),
+    *_family("librispeech_deepspeech", "librispeech", "wer", _MIN, 44405, 38400, 1440, [
+        ("librispeech_deepspeech", 0.119936, 0.074143),
+        ("librispeech_deepspeech_tanh", 0.150883, 0.098613),
+        ("librispeech_deepspeech_no_resnet", 0.131564, 0.079297),
+        ("librispeech_deepspeech_norm_and_spec_aug", 0.14342, 0.090976),
+    ]),
+    *_family("ogbg", "ogbg", "mean_average_precision", _MAX, 12011, 52000, 240, [
+        ("ogbg", 0.28098, 0.268729),
+        ("ogbg_gelu", 0.27771, 0.262926),
+        ("ogbg_silu", 0.282178, 0.272144),
+        ("ogbg_model_size", 0.269446, 0.253051),
+    ]),
+    *_family("wmt", "wmt", "bleu", _MAX, 43336, 120000, 840, [
+        ("wmt", 30.8491, 30.7219),
+        ("wmt_post_ln", 30.0779, 29.8982),
+        ("wmt_attention_temp", 29.3379, 29.4143),
+        ("wmt_glu_tanh", 29.5779, 29.0515),
+    ]),
+    # Post-v0.6 language model (A100 weight class). Its v0.6 budget and eval period were never
+    # frozen upstream; the A100 budget is the one recorded in that class's runs.
+    _w("finewebedu_lm", "finewebedu_lm", "finewebedu", "ppl", _MIN, 22.2995, None,
+       31967, 72000, 600),
+    # Development workloads.
+    _w("mnist", "mnist", "mnist", "accuracy", _MAX, 0.97, 0.97, 60, 7813, 10,
+       module="mnist.mnist", class_name="MnistWorkload", dev=True),
+    _w("cifar", "cifar", "cifar10", "accuracy", _MAX, 0.85, 0.85, 3600, 4883, 600, dev=True),
+    # Ours: scikit-learn's bundled 8x8 digits, no download. Target and budget were set from
+    # measured NAdamW baseline runs on a 2-core CPU (see docs/workloads.md).
+    _w("digits", "digits", "digits", "accuracy", _MAX, 0.95, 0.95, 60, 1000, 1,
+       module="digits.digits", class_name="DigitsWorkload", dev=True),
+]
+
+WORKLOADS: dict[str, WorkloadInfo] = {row.name: row for row in _ROWS}
+
+BASE_WORKLOADS_V06 = ("criteo1tb", "fastmri", "imagenet_resnet", "imagenet_vit",
+                      "librispeech_conformer", "librispeech_deepspeech", "ogbg", "wmt")
+
+RULES: dict[str, RulesVersion] = {
+    "v0.5": RulesVersion(
+        name="v0.5",
+        description="AlgoPerf v0.5: 8x V100, 5 studies, held-out variants, 3x self-tuning budget",
+        base_workloads=BASE_WORKLOADS_V06,
+        num_studies=5,
+        num_trials=5,
+        self_tuning_factor=3.0,
+        held_out_workloads=("librispeech_conformer_layernorm", "imagenet_resnet_large_bn_init",
+                            "ogbg_model_size", "wmt_glu_tanh", "fastmri_tanh",
+                            "criteo1tb_embed_init"),
+        budgets={"criteo1tb": 7703, "fastmri": 8859, "imagenet_resnet": 63008,
+                 "imagenet_vit": 77520, "librispeech_conformer": 61068,
+                 "librispeech_deepspeech": 55506, "ogbg": 18477, "wmt": 48151},
+        step_hints={"criteo1tb": 10666, "fastmri": 36189, "imagenet_resnet": 186666,
+                    "imagenet_vit": 186666, "librispeech_conformer": 80000,
+                    "librispeech_deepspeech": 48000, "ogbg": 80000, "wmt": 133333},
+    ),
+    "v0.6": RulesVersion(
+        name="v0.6",
+        description="AlgoPerf v0.6: 8x V100, 3 studies x 5 trials, 1.5x self-tuning budget",
+        base_workloads=BASE_WORKLOADS_V06,
+        num_studies=3,
+        num_trials=5,
+        self_tuning_factor=1.5,
+    ),
+    "a100": RulesVersion(
+        name="a100",
+        description="A100 weight class (post-v0.6): 4x A100-SXM4-40GB, adds finewebedu_lm",
+        base_workloads=(*BASE_WORKLOADS_V06[:6], "finewebedu_lm", *BASE_WORKLOADS_V06[6:]),
+        num_studies=3,
+        num_trials=5,
+        self_tuning_factor=1.5,
+        budgets={"criteo1tb": 8915, "fastmri": 2745, "finewebedu_lm": 31967,
+                 "imagenet_resnet": 49918, "imagenet_vit": 64292,
+                 "librispeech_conformer": 43680, "librispeech_deepspeech": 36949,
+                 "ogbg": 11303, "wmt": 16114},
+    ),
+}
+
+DEFAULT_RULES = "v0.6"
+FRAMEWORKS = ("jax", "pytorch")
+
+
+class UnknownNameError(ValueError):
+    """An unknown workload, rules version or framework; the message suggests the right name."""
+
+
+def _unknown(kind: str, name: str, known) -> UnknownNameError:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return UnknownNameError(
+        f"unknown {kind} {name!r}.{hint} Known: {', '.join(sorted(known))}."
+    )
+
+
+def get_workload(name: str) -> WorkloadInfo:
+    """The registry row of ``name``; raises UnknownNameError with a suggestion otherwise."""
+    try:
+        return WORKLOADS[name]
+    except KeyError:
+        raise _unknown("workload", name, WORKLOADS) from None
+
+
+def get_rules(name: str) -> RulesVersion:
+    try:
+        return RULES[name]
+    except KeyError:
+        raise _unknown("rules version", name, RULES) from None
+
+
+def check_framework(name: str) -> str:
+    if name not in FRAMEWORKS:
+        raise _unknown("framework", name, FRAMEWORKS)
+    return name
+
+
+def get_base_workload_name(name: str) -> str:
+    """AlgoPerf's rule: the base workload whose name ``name`` starts with, else ``name``."""
+    info = WORKLOADS.get(name)
+    if info is not None:
+        return info.base
+    for base in BASE_WORKLOADS_V06:
+        if base in name:
+            return base
+    return name
+
+
+def implemented_workloads() -> list[str]:
+    """Workloads that have JAX and PyTorch code in this project."""
+    return [name for name, info in WORKLOADS.items() if info.module is not None]
+
+
+def import_workload(name: str, framework: str, **init_kwargs):
+    """Instantiates the ``framework`` implementation of workload ``name``.
+
+    This is the one function here that imports a framework (through the workload's module).
+    """
+    import importlib
+
+    info = get_workload(name)
+    check_framework(framework)
+    if info.module is None:
+        implemented = ", ".join(implemented_workloads())
+        raise UnknownNameError(
+            f"workload {name!r} is in the registry but has no implementation here yet; "
+            f"implemented: {implemented}."
+        )
+    module = importlib.import_module(f"algoperf.workloads.{info.module}_{framework}")
+    return getattr(module, info.class_name)(**init_kwargs)
