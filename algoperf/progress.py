@@ -1,0 +1,97 @@
+"""Live progress of a run: step, steps/s, submission time against budget, latest eval against
+target, one row per trial. On a terminal it is a rich live table; elsewhere (CI, pipes) it
+prints a line per finished trial and a status line every few seconds."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from algoperf.runner import Snapshot, TrialResult
+
+PLAIN_INTERVAL_SEC = 10.0
+
+
+def _fmt_eval(snapshot: Snapshot) -> str:
+    if not snapshot.last_eval:
+        return "-"
+    value = snapshot.last_eval.get(snapshot.target_metric)
+    if value is None:
+        return "-"
+    return f"{snapshot.target_metric.split('/')[-1]} {value:.4f} / {snapshot.target_value:g}"
+
+
+class LiveProgress:
+    """An Observer (see algoperf.runner) that shows every trial of a run as it trains."""
+
+    def __init__(self, title: str, console: Console | None = None) -> None:
+        self.title = title
+        self.console = console or Console(stderr=True)
+        self.rows: dict[tuple[int, int], dict[str, Any]] = {}
+        self._live: Live | None = None
+        self._last_plain = 0.0
+
+    def __enter__(self) -> LiveProgress:
+        if self.console.is_terminal:
+            self._live = Live(self._table(), console=self.console, refresh_per_second=4,
+                              transient=False)
+            self._live.__enter__()
+        else:
+            self.console.print(f"{self.title}")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._live is not None:
+            self._live.update(self._table())
+            self._live.__exit__(*exc)
+
+    def _table(self) -> Table:
+        table = Table(title=self.title, expand=False)
+        for column in ("study", "trial", "step", "steps/s", "submission time / budget",
+                       "latest eval / target", "status"):
+            table.add_column(column, justify="right" if column != "status" else "left")
+        for (study, trial), row in sorted(self.rows.items()):
+            table.add_row(str(study), str(trial), row["step"], row["rate"], row["time"],
+                          row["eval"], row["status"])
+        return table
+
+    def _refresh(self) -> None:
+        if self._live is not None:
+            self._live.update(self._table())
+
+    def trial_started(self, study: int, trial: int, num_trials: int, hyperparameters) -> None:
+        self.rows[(study, trial)] = {"step": "0", "rate": "-", "time": "-", "eval": "-",
+                                     "status": "starting"}
+        self._refresh()
+
+    def progress(self, s: Snapshot) -> None:
+        row = self.rows.setdefault((s.study, s.trial), {})
+        row.update(step=str(s.global_step),
+                   rate=f"{s.steps_per_sec:,.0f}" if s.steps_per_sec else row.get("rate", "-"),
+                   time=f"{s.submission_time:6.1f}s / {s.budget:g}s", eval=_fmt_eval(s),
+                   status="training")
+        self._refresh()
+        now = time.monotonic()
+        if self._live is None and now - self._last_plain >= PLAIN_INTERVAL_SEC:
+            self._last_plain = now
+            self.console.print(
+                f"  study {s.study} trial {s.trial}: step {s.global_step}, "
+                f"{s.submission_time:.1f}s of {s.budget:g}s, {_fmt_eval(s)}")
+
+    def trial_finished(self, r: TrialResult) -> None:
+        ttt = "not reached" if math.isinf(r.time_to_target) else f"{r.time_to_target:.2f}s"
+        status = f"{r.status}: {r.reason}, target {ttt}"
+        if r.error:
+            status += f" ({r.error})"
+        row = self.rows.setdefault((r.study, r.trial), {"rate": "-", "eval": "-"})
+        row.update(step=str(r.global_step), status=status,
+                   time=f"{r.accumulated_submission_time:6.1f}s")
+        self._refresh()
+        if self._live is None:
+            self.console.print(f"  study {r.study} trial {r.trial}: {status}, "
+                               f"{r.global_step} steps, {r.num_evals} evals")

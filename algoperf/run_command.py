@@ -1,0 +1,125 @@
+"""`algoperf run` (train a submission on a workload) and `algoperf workloads` (list them)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from algoperf.workloads import registry
+
+RUN_OPTIONS = [
+    click.option("--submission", "submission_path", required=True,
+                 type=click.Path(path_type=Path),
+                 help="Submission .py file (or its folder, holding submission_<framework>.py)."),
+    click.option("--workload", required=True, help="Workload name, e.g. digits or mnist."),
+    click.option("--framework", required=True, type=click.Choice(registry.FRAMEWORKS)),
+    click.option("--experiment-dir", required=True, type=click.Path(path_type=Path),
+                 help="Root folder of the outputs."),
+    click.option("--experiment-name", default=None,
+                 help="Subfolder of the outputs; default: the submission folder's name."),
+    click.option("--data-dir", default="~/data", show_default=True,
+                 type=click.Path(path_type=Path)),
+    click.option("--imagenet-v2-data-dir", default=None, type=click.Path(path_type=Path)),
+    click.option("--tuning-ruleset", "ruleset", default="external", show_default=True,
+                 type=click.Choice(["external", "self"])),
+    click.option("--tuning-search-space", default=None, type=click.Path(path_type=Path),
+                 help="JSON search space (external ruleset)."),
+    click.option("--rules", default=registry.DEFAULT_RULES, show_default=True,
+                 type=click.Choice(sorted(registry.RULES)),
+                 help="Rules version: budgets, studies, trials, self-tuning factor."),
+    click.option("--num-studies", default=1, show_default=True, type=int),
+    click.option("--study", default=None, type=int, help="Run only this study index."),
+    click.option("--num-tuning-trials", default=None, type=int,
+                 help="Trials per study; default: the rules version's."),
+    click.option("--hparam-start-index", default=None, type=int),
+    click.option("--hparam-end-index", default=None, type=int),
+    click.option("--seed", default=None, type=int,
+                 help="Master seed; per-trial seeds derive from it. Random if unset."),
+    click.option("--max-global-steps", default=None, type=int),
+    click.option("--resume", is_flag=True, help="Continue an interrupted run."),
+    click.option("--overwrite", is_flag=True, help="Delete an existing run first."),
+    click.option("--save-checkpoints/--no-save-checkpoints", default=True, show_default=True),
+    click.option("--save-intermediate-checkpoints", is_flag=True,
+                 help="Keep every checkpoint, not only the latest."),
+]
+
+
+def run_options(fn):
+    """The options of `algoperf run`, shared with `algoperf docker run`."""
+    for option in reversed(RUN_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+def config_from_options(debug: bool = False, **options):
+    from algoperf.runner import RunConfig
+
+    name = options.pop("experiment_name") or Path(options["submission_path"]).resolve().parent.name
+    if Path(options["submission_path"]).is_dir():
+        name = options.get("experiment_name") or Path(options["submission_path"]).resolve().name
+    return RunConfig(experiment_name=name, debug=debug,
+                     data_dir=Path(options.pop("data_dir")).expanduser(), **options)
+
+
+def summary_table(results, info: registry.WorkloadInfo) -> Table:
+    table = Table(title=f"{info.name}: time to validation target "
+                        f"({info.target_metric_name} {'>=' if info.direction == 'max' else '<='}"
+                        f" {info.validation_target_value:g})")
+    for column in ("study", "trial", "status", "reason", "steps", "evals",
+                   "submission time", "time to target"):
+        table.add_column(column)
+    for r in results:
+        ttt = "inf" if math.isinf(r.time_to_target) else f"{r.time_to_target:.2f}s"
+        table.add_row(str(r.study), str(r.trial), r.status, r.reason, str(r.global_step),
+                      str(r.num_evals), f"{r.accumulated_submission_time:.2f}s", ttt)
+    return table
+
+
+@click.command()
+@run_options
+@click.pass_context
+def run(ctx: click.Context, **options) -> None:
+    """Train a submission on a workload with AlgoPerf's clock, evals and stopping rules."""
+    from algoperf.progress import LiveProgress
+    from algoperf.runner import run as run_trials
+
+    config = config_from_options(debug=ctx.obj.get("debug", False), **options)
+    console = Console()
+    title = (f"{config.experiment_name} on {config.workload} ({config.framework}, "
+             f"{config.ruleset} tuning, rules {config.rules})")
+    with LiveProgress(title) as progress:
+        results = run_trials(config, progress)
+    console.print(summary_table(results, registry.get_workload(config.workload)))
+    console.print(f"logs: {config.experiment_dir / config.experiment_name}")
+    failed = [r for r in results if r.status != "completed"]
+    if failed:
+        for r in failed:
+            click.echo(f"error: study {r.study} trial {r.trial} failed: {r.error}", err=True)
+        sys.exit(1)
+
+
+@click.command()
+@click.option("--rules", default=registry.DEFAULT_RULES, show_default=True,
+              type=click.Choice(sorted(registry.RULES)))
+@click.option("--all", "show_all", is_flag=True, help="Include variants.")
+def workloads(rules: str, show_all: bool) -> None:
+    """List workloads with their targets and budgets under a rules version."""
+    r = registry.get_rules(rules)
+    table = Table(title=f"workloads, rules {rules}: {r.description}")
+    for column in ("workload", "dataset", "target", "budget (s)", "step hint",
+                   "eval period (s)", "implemented"):
+        table.add_column(column)
+    for name, info in registry.WORKLOADS.items():
+        if info.is_variant and not show_all:
+            continue
+        op = ">=" if info.direction == registry.MAXIMIZE else "<="
+        table.add_row(name, info.dataset,
+                      f"{info.target_metric_name} {op} {info.validation_target_value:g}",
+                      f"{r.budget(name):g}", str(r.step_hint(name)),
+                      f"{info.eval_period_time_sec:g}", "yes" if info.module else "")
+    Console().print(table)

@@ -1,0 +1,632 @@
+"""The runner: trains a submission on a workload with AlgoPerf v0.6's clock and stopping rules.
+
+:func:`run` plays AlgoPerf's ``score_submission_on_workload`` for one workload: it lays out
+``<experiment_dir>/<experiment_name>/study_<k>/<workload>_<framework>/trial_<i>/``, draws the
+trials' hyperparameters and seeds, and calls :func:`train_once` per trial. ``train_once``
+follows reference §2.5 step for step: submission time is everything between the ends of
+consecutive loop iterations except eval, logging and checkpointing; ``prepare_for_eval`` is
+charged; evals happen when ``eval_period_time_sec`` of wall clock has passed since the end of
+the last eval (so the first after step 1); the budget is checked only at those points.
+
+Fixed AlgoPerf quirks (documented in docs/runner.md): seeds are derived per trial with hashlib
+instead of shared; the Halton order is seeded; the device is synchronised before the clock is
+read at eval points, so asynchronously dispatched work is charged to the submission.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import shutil
+import time
+import traceback
+import types
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from algoperf import checkpoints, frameworks, random_utils, spec, tuning
+from algoperf.errors import UserError
+from algoperf.logs import events as ev
+from algoperf.logs import trial_files
+from algoperf.logs.measurements import MetricLogger
+from algoperf.submission import Submission, batch_size, load_submission
+from algoperf.workloads import registry
+
+RNG_BLOCK = 1024  # per-step rngs are computed this many steps at a time
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """One `algoperf run`: a submission on a workload, for some studies and trials."""
+
+    submission_path: Path
+    workload: str
+    framework: str
+    experiment_dir: Path
+    experiment_name: str
+    data_dir: Path = Path("~/data")
+    imagenet_v2_data_dir: Path | None = None
+    ruleset: str = "external"
+    tuning_search_space: Path | None = None
+    rules: str = registry.DEFAULT_RULES
+    num_studies: int = 1
+    study: int | None = None  # run only this study
+    num_tuning_trials: int | None = None  # default: the rules version's trials per study
+    hparam_start_index: int | None = None
+    hparam_end_index: int | None = None
+    seed: int | None = None  # master seed; random (and logged) when None
+    max_global_steps: int | None = None
+    resume: bool = False
+    overwrite: bool = False
+    save_checkpoints: bool = True
+    save_intermediate_checkpoints: bool = False
+    debug: bool = False
+
+
+@dataclasses.dataclass
+class TrialResult:
+    """How one trial ended. ``time_to_target`` is inf when the target was never reached."""
+
+    study: int
+    trial: int
+    trial_dir: Path
+    status: str  # "completed" or "failed"
+    reason: str  # target_reached, budget_exhausted, max_steps, training_complete, error, ...
+    time_to_target: float
+    accumulated_submission_time: float
+    global_step: int
+    num_evals: int
+    preemption_count: int
+    error: str | None = None
+
+
+@dataclasses.dataclass
+class Snapshot:
+    """What a progress display shows about a running trial."""
+
+    study: int
+    trial: int
+    num_trials: int
+    global_step: int
+    submission_time: float
+    budget: float
+    steps_per_sec: float
+    last_eval: dict[str, Any] | None
+    target_metric: str
+    target_value: float
+
+
+class Observer(Protocol):
+    """Receives progress; the CLI's live display implements it."""
+
+    def trial_started(self, study: int, trial: int, num_trials: int, hyperparameters: Any) -> None:
+        ...
+
+    def progress(self, snapshot: Snapshot) -> None: ...
+
+    def trial_finished(self, result: TrialResult) -> None: ...
+
+
+class NullObserver:
+    def trial_started(self, study, trial, num_trials, hyperparameters) -> None:
+        pass
+
+    def progress(self, snapshot: Snapshot) -> None:
+        pass
+
+    def trial_finished(self, result: TrialResult) -> None:
+        pass
+
+
+class SubmissionContractError(Exception):
+    """A submission function returned something the API does not allow."""
+
+
+PROGRESS_INTERVAL_SEC = 0.25
+
+
+def _check_update_return(name: str, value: Any) -> tuple[Any, Any, Any]:
+    if not isinstance(value, tuple | list) or len(value) != 3:
+        got = f"a {type(value).__name__}" + (f" of length {len(value)}"
+                                               if isinstance(value, tuple | list) else "")
+        raise SubmissionContractError(
+            f"{name} returned {got}; it must return (optimizer_state, params, model_state)"
+        )
+    return value[0], value[1], value[2]
+
+
+def _non_finite_losses(result: dict[str, Any]) -> list[str]:
+    return [
+        f"{k}={v}" for k, v in result.items()
+        if k.endswith("loss") and isinstance(v, float | int | np.floating)
+        and not math.isfinite(float(v))
+    ]
+
+
+@dataclasses.dataclass
+class _Trial:
+    """Everything train_once needs about its trial."""
+
+    config: RunConfig
+    submission: Submission
+    workload: spec.Workload
+    info: registry.WorkloadInfo
+    study: int
+    trial: int
+    num_trials: int
+    trial_dir: Path
+    hyperparameters: Any
+    seed: int
+    budget: float
+    batch_size: int
+    eval_batch_size: int
+
+
+def _trial_error(e: BaseException, submission: Submission) -> str:
+    """One line naming the exception and where in the submission it happened."""
+    where = ""
+    folder = submission.path.parent.resolve()
+    for frame in traceback.extract_tb(e.__traceback__):
+        try:
+            if Path(frame.filename).resolve().is_relative_to(folder):
+                where = f" at {Path(frame.filename).name}:{frame.lineno}"
+        except (OSError, ValueError):
+            pass
+    return f"{type(e).__name__}{where}: {e}"
+
+
+def train_once(t: _Trial, observer: Observer) -> TrialResult:
+    """Trains one trial to its end (AlgoPerf's train_once, reference §2.5)."""
+    workload, sub, config = t.workload, t.submission, t.config
+    sync = frameworks.syncer(config.framework)
+    log = ev.EventLog(t.trial_dir / "events.jsonl")
+    logger = MetricLogger(t.trial_dir)
+
+    rng = random_utils.PRNGKey(t.seed)
+    if config.ruleset == "external":
+        rng, _ = random_utils.split(rng, 2)
+    data_rng, opt_init_rng, model_init_rng, rng = random_utils.split(rng, 4)
+
+    input_queue = workload._build_input_queue(
+        data_rng, "train", data_dir=str(config.data_dir), global_batch_size=t.batch_size
+    )
+    params, model_state = workload.init_model_fn(model_init_rng)
+    optimizer_state = sub.init_optimizer_state(
+        workload, params, model_state, t.hyperparameters, opt_init_rng
+    )
+    train_state = {
+        "validation_goal_reached": False,
+        "test_goal_reached": False,
+        "is_time_remaining": True,
+        "last_eval_time": 0.0,
+        "training_complete": False,
+        "accumulated_submission_time": 0.0,
+        "accumulated_eval_time": 0.0,
+        "accumulated_logging_time": 0.0,
+        "last_step_end_time": None,
+    }
+    global_step, eval_results, preemption_count = 0, [], 0
+
+    ckpt = checkpoints.latest_checkpoint(t.trial_dir)
+    if ckpt is not None:
+        restored = checkpoints.restore(ckpt, config.framework, checkpoints.TrainingState(
+            params, optimizer_state, model_state, train_state, [], 0, 0))
+        params, optimizer_state, model_state = (
+            restored.params, restored.optimizer_state, restored.model_state)
+        train_state.update(restored.train_state)
+        eval_results = restored.eval_results
+        global_step = restored.global_step
+        preemption_count = restored.preemption_count + 1
+        logger.truncate_evals_after(global_step)
+        log.append(ev.RESUME, {"checkpoint": ckpt.name, "global_step": global_step,
+                               "preemption_count": preemption_count,
+                               "num_evals": len(eval_results)})
+    else:
+        logger.truncate_evals_after(0)
+        log.append(ev.RUN_START, _run_start_data(t))
+    trial_files.write_meta_data(t.trial_dir, preemption_count, workload, t.seed)
+    trial_files.write_flags(t.trial_dir, preemption_count, _flags(t))
+    workload.attach_metrics_logger(logger)
+
+    clock = time.perf_counter
+    global_start_time = clock()
+    # A restored last_eval_time belongs to the old process's clock: evaluate at the next step.
+    train_state["last_eval_time"] = train_state["last_eval_time"] if ckpt is None else 0.0
+    last_eval_time = train_state["last_eval_time"]
+    last_step_end_time = global_start_time
+    train_state["last_step_end_time"] = last_step_end_time
+    submission_time = train_state["accumulated_submission_time"]
+    eval_period = workload.eval_period_time_sec
+    read_only_state = types.MappingProxyType(train_state)
+    update_kwargs = {"train_state": read_only_state} if sub.wants_train_state else {}
+    validation_goal = train_state["validation_goal_reached"]
+    test_goal = train_state["test_goal_reached"]
+    training_complete = train_state["training_complete"]
+    is_time_remaining = train_state["is_time_remaining"]
+    stop_reason, status, error = None, "completed", None
+
+    rng_np = np.asarray(rng, dtype=np.uint32)
+    rng_block = random_utils.step_rngs(rng_np, global_step, RNG_BLOCK)
+    block_start = global_step
+    next_progress = global_start_time
+    progress_step, progress_time = global_step, global_start_time
+    try:
+        while is_time_remaining and not (validation_goal and test_goal) and not training_complete:
+            if global_step - block_start >= RNG_BLOCK:
+                block_start = global_step
+                rng_block = random_utils.step_rngs(rng_np, global_step, RNG_BLOCK)
+            data_select_rng, update_rng, prep_eval_rng, eval_rng = rng_block[
+                global_step - block_start]
+            batch = sub.data_selection(workload, input_queue, optimizer_state, params,
+                                       model_state, t.hyperparameters, global_step,
+                                       data_select_rng)
+            try:
+                optimizer_state, params, model_state = _check_update_return(
+                    "update_params", sub.update_params(
+                        workload=workload, current_param_container=params,
+                        current_params_types=workload.model_params_types,
+                        model_state=model_state, hyperparameters=t.hyperparameters,
+                        batch=batch, loss_type=workload.loss_type,
+                        optimizer_state=optimizer_state, eval_results=eval_results,
+                        global_step=global_step, rng=update_rng, **update_kwargs))
+            except spec.TrainingCompleteError:
+                training_complete = True
+                stop_reason = "training_complete"
+            global_step += 1
+            if config.max_global_steps is not None and global_step == config.max_global_steps:
+                training_complete = True
+                stop_reason = stop_reason or "max_steps"
+            now = clock()
+            submission_time += now - last_step_end_time
+            train_state["accumulated_submission_time"] = submission_time
+            if (now - last_eval_time) >= eval_period or training_complete:
+                sync((optimizer_state, params, model_state))
+                synced = clock()
+                submission_time += synced - now
+                if sub.prepare_for_eval is not None:
+                    del batch
+                    p0 = clock()
+                    optimizer_state, params, model_state = _check_update_return(
+                        "prepare_for_eval", sub.prepare_for_eval(
+                            workload=workload, current_param_container=params,
+                            current_params_types=workload.model_params_types,
+                            model_state=model_state, hyperparameters=t.hyperparameters,
+                            loss_type=workload.loss_type, optimizer_state=optimizer_state,
+                            eval_results=eval_results, global_step=global_step,
+                            rng=prep_eval_rng))
+                    sync((optimizer_state, params, model_state))
+                    submission_time += clock() - p0
+                train_state["accumulated_submission_time"] = submission_time
+                is_time_remaining = submission_time < t.budget
+                train_state["is_time_remaining"] = is_time_remaining
+                if not is_time_remaining:
+                    stop_reason = "budget_exhausted"
+                else:
+                    e0 = clock()
+                    result = workload.eval_model(
+                        t.eval_batch_size, params, model_state, eval_rng, str(config.data_dir),
+                        str(config.imagenet_v2_data_dir) if config.imagenet_v2_data_dir
+                        else None, global_step)
+                    result = {k: _scalar(v) for k, v in result.items()}
+                    validation_goal = validation_goal or bool(
+                        workload.has_reached_validation_target(result))
+                    test_goal = test_goal or bool(workload.has_reached_test_target(result))
+                    e1 = clock()
+                    last_eval_time = e1
+                    train_state.update(validation_goal_reached=validation_goal,
+                                       test_goal_reached=test_goal, last_eval_time=e1)
+                    train_state["accumulated_eval_time"] += e1 - e0
+                    result["score"] = submission_time
+                    result["total_duration"] = e1 - global_start_time
+                    result["accumulated_submission_time"] = submission_time
+                    result["accumulated_eval_time"] = train_state["accumulated_eval_time"]
+                    result["accumulated_logging_time"] = train_state["accumulated_logging_time"]
+                    eval_results.append((global_step, result))
+                    l0 = clock()
+                    logger.append_scalar_metrics(dict(result), global_step, preemption_count,
+                                                 is_eval=True)
+                    log.append(ev.EVAL, {"global_step": global_step,
+                                         "preemption_count": preemption_count,
+                                         "metrics": result,
+                                         "validation_goal_reached": validation_goal,
+                                         "test_goal_reached": test_goal})
+                    bad = _non_finite_losses(result)
+                    if bad:
+                        raise FloatingPointError(f"non-finite eval loss ({', '.join(bad)})")
+                    if config.save_checkpoints:
+                        train_state["training_complete"] = training_complete
+                        _save_checkpoint(t, log, params, optimizer_state, model_state,
+                                         train_state, eval_results, global_step,
+                                         preemption_count)
+                    train_state["accumulated_logging_time"] += clock() - l0
+                    if validation_goal and test_goal:
+                        stop_reason = "targets_reached"
+                    observer.progress(_snapshot(t, global_step, submission_time, 0.0,
+                                                eval_results))
+            last_step_end_time = clock()
+            train_state["last_step_end_time"] = last_step_end_time
+            if last_step_end_time >= next_progress:
+                rate = (global_step - progress_step) / max(last_step_end_time - progress_time,
+                                                           1e-9)
+                progress_step, progress_time = global_step, last_step_end_time
+                next_progress = last_step_end_time + PROGRESS_INTERVAL_SEC
+                observer.progress(_snapshot(t, global_step, submission_time, rate,
+                                            eval_results))
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a failing submission fails its trial, not the run
+        status, stop_reason = "failed", "error"
+        error = _trial_error(e, sub)
+        log.append(ev.ERROR, {"global_step": global_step, "message": error,
+                              "traceback": traceback.format_exc()})
+        if config.debug:
+            log.append(ev.RUN_END, _run_end_data(status, stop_reason, submission_time,
+                                                 global_step, eval_results, error))
+            raise
+    train_state["training_complete"] = training_complete
+    if status == "completed":
+        logger.append_scalar_metrics({"score": submission_time}, global_step, preemption_count)
+        if config.save_checkpoints:
+            _save_checkpoint(t, log, params, optimizer_state, model_state, train_state,
+                             eval_results, global_step, preemption_count)
+    logger.finish()
+    log.append(ev.RUN_END, _run_end_data(status, stop_reason, submission_time, global_step,
+                                         eval_results, error))
+    result = TrialResult(
+        study=t.study, trial=t.trial, trial_dir=t.trial_dir, status=status,
+        reason=stop_reason or "stopped",
+        time_to_target=_time_to_target(t.info, eval_results) if status == "completed"
+        else math.inf,
+        accumulated_submission_time=submission_time, global_step=global_step,
+        num_evals=len(eval_results), preemption_count=preemption_count, error=error)
+    return result
+
+
+def _scalar(value: Any) -> Any:
+    """Eval metrics as plain Python numbers (JAX/NumPy/PyTorch scalars are converted)."""
+    if isinstance(value, bool | int | float | str):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def _time_to_target(info: registry.WorkloadInfo, eval_results) -> float:
+    metric = f"validation/{info.target_metric_name}"
+    for _, result in eval_results:
+        value = result.get(metric)
+        if value is not None and info.reached(float(value)):
+            return float(result["score"])
+    return math.inf
+
+
+def _snapshot(t: _Trial, step: int, submission_time: float, rate: float,
+              eval_results) -> Snapshot:
+    return Snapshot(
+        study=t.study, trial=t.trial, num_trials=t.num_trials, global_step=step,
+        submission_time=submission_time, budget=t.budget, steps_per_sec=rate,
+        last_eval=eval_results[-1][1] if eval_results else None,
+        target_metric=f"validation/{t.info.target_metric_name}",
+        target_value=t.workload.validation_target_value)
+
+
+def _save_checkpoint(t, log, params, optimizer_state, model_state, train_state,
+                     eval_results, global_step, preemption_count) -> None:
+    path = checkpoints.save(
+        t.trial_dir, t.config.framework,
+        checkpoints.TrainingState(params, optimizer_state, model_state, dict(train_state),
+                                  eval_results, global_step, preemption_count),
+        keep_intermediate=t.config.save_intermediate_checkpoints)
+    log.append(ev.CHECKPOINT, {"name": path.name, "global_step": global_step,
+                               "bytes": path.stat().st_size})
+
+
+def _run_start_data(t: _Trial) -> dict[str, Any]:
+    import platform
+
+    hp = t.hyperparameters._asdict() if t.hyperparameters is not None else None
+    return {
+        "workload": t.info.name,
+        "framework": t.config.framework,
+        "rules_version": t.config.rules,
+        "ruleset": t.config.ruleset,
+        "study": t.study,
+        "trial": t.trial,
+        "submission": str(t.submission.path),
+        "submission_sha256": t.submission.source_sha256,
+        "hyperparameters": hp,
+        "seed": t.seed,
+        "master_seed": t.config.seed,
+        "budget_sec": t.budget,
+        "eval_period_sec": t.workload.eval_period_time_sec,
+        "batch_size": t.batch_size,
+        "eval_batch_size": t.eval_batch_size,
+        "max_global_steps": t.config.max_global_steps,
+        "validation_target": t.workload.validation_target_value,
+        "test_target": t.workload.test_target_value,
+        "target_metric": t.workload.target_metric_name,
+        "fingerprint": {"host": platform.node(), "platform": platform.platform(),
+                        "python": platform.python_version(), "cpu_count": os.cpu_count()},
+        "image_digest": os.environ.get("ALGOPERF_IMAGE_ID"),
+        "lockfile_sha256": os.environ.get("ALGOPERF_LOCKFILE_SHA256"),
+        "dataset_manifest_root": None,
+    }
+
+
+def _run_end_data(status, reason, submission_time, global_step, eval_results, error):
+    return {"status": status, "reason": reason, "accumulated_submission_time": submission_time,
+            "global_step": global_step, "num_evals": len(eval_results), "error": error}
+
+
+def _flags(t: _Trial) -> dict[str, Any]:
+    """flags_<p>.json with AlgoPerf's flag names, so AlgoPerf's tools read our runs."""
+    c = t.config
+    return {
+        "submission_path": str(c.submission_path),
+        "workload": c.workload,
+        "tuning_ruleset": c.ruleset,
+        "tuning_search_space": str(c.tuning_search_space) if c.tuning_search_space else None,
+        "num_tuning_trials": t.num_trials,
+        "data_dir": str(c.data_dir),
+        "imagenet_v2_data_dir": str(c.imagenet_v2_data_dir) if c.imagenet_v2_data_dir else None,
+        "framework": c.framework,
+        "experiment_dir": str(c.experiment_dir),
+        "experiment_name": c.experiment_name,
+        "save_checkpoints": c.save_checkpoints,
+        "save_intermediate_checkpoints": c.save_intermediate_checkpoints,
+        "resume_last_run": c.resume,
+        "overwrite": c.overwrite,
+        "max_global_steps": c.max_global_steps,
+        "hparam_start_index": c.hparam_start_index,
+        "hparam_end_index": c.hparam_end_index,
+        "rng_seed": t.seed,
+        "master_seed": c.seed,
+        "rules_version": c.rules,
+        "study": t.study,
+    }
+
+
+def workload_dir(config: RunConfig, study: int) -> Path:
+    """``<experiment_dir>/<experiment_name>/study_<k>/<workload>_<framework>``."""
+    return (config.experiment_dir / config.experiment_name / f"study_{study}"
+            / f"{config.workload}_{config.framework}")
+
+
+def _finished(trial_dir: Path) -> dict[str, Any] | None:
+    """The run_end event of a trial that ended, or None if it never did."""
+    path = trial_dir / "events.jsonl"
+    if not path.exists():
+        return None
+    end = None
+    for record in ev.read_events(path):
+        if record["type"] == ev.RUN_END:
+            end = record
+        elif record["type"] in (ev.RESUME, ev.RUN_START):
+            end = None
+    return end
+
+
+def plan_trials(config: RunConfig, seed: int) -> dict[int, list[tuple[int, Any]]]:
+    """study -> [(trial number, hyperparameters)] for the studies and trials this run does."""
+    rules = registry.get_rules(config.rules)
+    studies = [config.study] if config.study is not None else list(range(config.num_studies))
+    if config.ruleset == "self":
+        return {k: [(1, None)] for k in studies}
+    space = tuning.load_search_space(config.tuning_search_space)
+    num_trials = config.num_tuning_trials or rules.num_trials
+    num_plan_studies = max(rules.num_studies, max(studies) + 1)
+    assigned = tuning.assign_trials(space, num_plan_studies, num_trials,
+                                    tuning.derive_seed(seed, "search", config.workload))
+    lo = config.hparam_start_index or 0
+    hi = config.hparam_end_index if config.hparam_end_index is not None else num_trials
+    return {k: [(i + 1, assigned[k][i]) for i in range(lo, min(hi, len(assigned[k])))]
+            for k in studies}
+
+
+def validate(config: RunConfig) -> None:
+    """Checks the run's inputs before anything is written (one UserError line each)."""
+    registry.get_workload(config.workload)
+    registry.check_framework(config.framework)
+    registry.get_rules(config.rules)
+    if config.ruleset not in ("external", "self"):
+        raise UserError(f"unknown tuning ruleset {config.ruleset!r}; use 'external' or 'self'")
+    if config.ruleset == "external" and config.tuning_search_space is None:
+        raise UserError("the external ruleset needs --tuning-search-space FILE (a JSON search "
+                        "space); use --tuning-ruleset self for a self-tuning submission")
+    if config.ruleset == "self" and config.tuning_search_space is not None:
+        raise UserError("a self-tuning run takes no --tuning-search-space; drop it or use "
+                        "--tuning-ruleset external")
+    if config.resume and config.overwrite:
+        raise UserError("--resume and --overwrite contradict each other; pick one")
+    if config.max_global_steps is not None and config.max_global_steps < 1:
+        raise UserError("--max-global-steps must be at least 1")
+    if config.num_studies < 1:
+        raise UserError("--num-studies must be at least 1")
+
+
+def _prepare_dirs(config: RunConfig, studies: list[int]) -> None:
+    existing = [workload_dir(config, k) for k in studies if workload_dir(config, k).exists()]
+    if existing and not (config.resume or config.overwrite):
+        raise UserError(
+            f"experiment directory {existing[0]} already exists; pass --resume to continue it "
+            "or --overwrite to delete it and start again"
+        )
+    if config.overwrite:
+        for path in existing:
+            shutil.rmtree(path)
+
+
+def run(config: RunConfig, observer: Observer | None = None) -> list[TrialResult]:
+    """Runs every trial of ``config``; returns their results (failed trials included)."""
+    observer = observer or NullObserver()
+    validate(config)
+    info = registry.get_workload(config.workload)
+    frameworks.setup(config.framework)
+    submission = load_submission(config.submission_path, config.framework)
+    seed = config.seed if config.seed is not None else int.from_bytes(os.urandom(4), "little") % (
+        2**31 - 1)
+    config = dataclasses.replace(config, seed=seed, experiment_dir=config.experiment_dir.resolve())
+    plan = plan_trials(config, seed)
+    workload = registry.import_workload(config.workload, config.framework)
+    rules = registry.get_rules(config.rules)
+    budget = rules.budget(config.workload, config.ruleset)
+    bs = batch_size(submission, config.workload, info.base)
+    eval_bs = workload.eval_batch_size
+    if submission.get_eval_batch_size is not None:
+        eval_bs = int(submission.get_eval_batch_size(config.workload))
+    devices = frameworks.device_count(config.framework)
+    if bs % devices or eval_bs % devices:
+        raise UserError(f"batch size {bs} and eval batch size {eval_bs} must be divisible by "
+                        f"the {devices} visible devices")
+    # Fail on missing data before any directory is created.
+    workload._build_input_queue(random_utils.PRNGKey(0), "train", str(config.data_dir), bs)
+    _prepare_dirs(config, sorted(plan))
+
+    results = []
+    for study, trials in sorted(plan.items()):
+        for trial_number, hyperparameters in trials:
+            trial_dir = workload_dir(config, study) / f"trial_{trial_number}"
+            trial_dir.mkdir(parents=True, exist_ok=True)
+            end = _finished(trial_dir)
+            if end is not None:
+                results.append(_result_from_log(study, trial_number, trial_dir, end, info))
+                observer.trial_finished(results[-1])
+                continue
+            if config.ruleset == "external":
+                stored = trial_files.read_hparams(trial_dir)
+                if stored is not None:
+                    hyperparameters = tuning.make_hyperparameters(stored)
+                else:
+                    trial_files.write_hparams(trial_dir, hyperparameters)
+            # A fresh workload per trial: no cached eval iterators or shapes carry over.
+            workload = registry.import_workload(config.workload, config.framework)
+            t = _Trial(config=config, submission=submission, workload=workload, info=info,
+                       study=study, trial=trial_number, num_trials=len(trials),
+                       trial_dir=trial_dir, hyperparameters=hyperparameters,
+                       seed=tuning.derive_seed(seed, "study", study, "workload",
+                                               config.workload, "trial", trial_number),
+                       budget=budget, batch_size=bs, eval_batch_size=eval_bs)
+            observer.trial_started(study, trial_number, len(trials), hyperparameters)
+            results.append(train_once(t, observer))
+            observer.trial_finished(results[-1])
+    return results
+
+
+def _result_from_log(study, trial, trial_dir, end, info) -> TrialResult:
+    """The result of a trial that finished in an earlier process, read back from its log."""
+    data = end["data"]
+    evals = [(r["data"]["global_step"], r["data"]["metrics"])
+             for r in ev.read_events(trial_dir / "events.jsonl") if r["type"] == ev.EVAL]
+    status = data.get("status", "completed")
+    return TrialResult(
+        study=study, trial=trial, trial_dir=trial_dir, status=status,
+        reason=data.get("reason") or "stopped",
+        time_to_target=_time_to_target(info, evals) if status == "completed" else math.inf,
+        accumulated_submission_time=float(data.get("accumulated_submission_time", 0.0)),
+        global_step=int(data.get("global_step", 0)), num_evals=len(evals),
+        preemption_count=0, error=data.get("error"))
+
