@@ -76,13 +76,13 @@ def save(trial_dir: Path, framework: str, state: TrainingState, keep_intermediat
         import numpy as np
 
         opt_state, _ = _split_optimizer_state(state.optimizer_state)
-        payload = {
+        arrays = {
             "model_params": flax.serialization.to_state_dict(state.params),
             "optimizer_state": flax.serialization.to_state_dict(opt_state),
             "model_state": flax.serialization.to_state_dict(state.model_state),
-            "bookkeeping": _bookkeeping(state),
         }
-        payload = jax.tree_util.tree_map(np.asarray, payload)
+        payload = {**jax.tree_util.tree_map(np.asarray, arrays),
+                   "bookkeeping": _bookkeeping(state)}
         data = flax.serialization.msgpack_serialize(payload)
         _write_atomically(path, lambda p: p.write_bytes(data))
     else:

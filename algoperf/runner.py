@@ -16,12 +16,14 @@ read at eval points, so asynchronously dispatched work is charged to the submiss
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import shutil
 import time
 import traceback
 import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -178,11 +180,11 @@ def _trial_error(e: BaseException, submission: Submission) -> str:
     return f"{type(e).__name__}{where}: {e}"
 
 
-def train_once(t: _Trial, observer: Observer) -> TrialResult:
-    """Trains one trial to its end (AlgoPerf's train_once, reference §2.5)."""
+def train_once(t: _Trial, log: ev.EventLog, observer: Observer) -> TrialResult:
+    """Trains one trial to its end (AlgoPerf's train_once, reference §2.5), recording it in
+    ``log``."""
     workload, sub, config = t.workload, t.submission, t.config
     sync = frameworks.syncer(config.framework)
-    log = ev.EventLog(t.trial_dir / "events.jsonl")
     logger = MetricLogger(t.trial_dir)
 
     rng = random_utils.PRNGKey(t.seed)
@@ -560,8 +562,13 @@ def _prepare_dirs(config: RunConfig, studies: list[int]) -> None:
             shutil.rmtree(path)
 
 
-def run(config: RunConfig, observer: Observer | None = None) -> list[TrialResult]:
-    """Runs every trial of ``config``; returns their results (failed trials included)."""
+def run(config: RunConfig, observer: Observer | None = None,
+        workload_factory: Callable[[], spec.Workload] | None = None) -> list[TrialResult]:
+    """Runs every trial of ``config``; returns their results (failed trials included).
+
+    ``workload_factory`` builds the workload for each trial; by default the registry's
+    implementation of ``config.workload`` (a custom workload must keep that name's targets).
+    """
     observer = observer or NullObserver()
     validate(config)
     info = registry.get_workload(config.workload)
@@ -571,9 +578,12 @@ def run(config: RunConfig, observer: Observer | None = None) -> list[TrialResult
         2**31 - 1)
     config = dataclasses.replace(config, seed=seed, experiment_dir=config.experiment_dir.resolve())
     plan = plan_trials(config, seed)
-    workload = registry.import_workload(config.workload, config.framework)
-    rules = registry.get_rules(config.rules)
-    budget = rules.budget(config.workload, config.ruleset)
+    if workload_factory is None:
+        workload_factory = functools.partial(registry.import_workload, config.workload,
+                                             config.framework)
+    workload = workload_factory()
+    budget = registry.get_rules(config.rules).budget(
+        config.workload, config.ruleset, external_budget=workload.max_allowed_runtime_sec)
     bs = batch_size(submission, config.workload, info.base)
     eval_bs = workload.eval_batch_size
     if submission.get_eval_batch_size is not None:
@@ -603,7 +613,7 @@ def run(config: RunConfig, observer: Observer | None = None) -> list[TrialResult
                 else:
                     trial_files.write_hparams(trial_dir, hyperparameters)
             # A fresh workload per trial: no cached eval iterators or shapes carry over.
-            workload = registry.import_workload(config.workload, config.framework)
+            workload = workload_factory()
             t = _Trial(config=config, submission=submission, workload=workload, info=info,
                        study=study, trial=trial_number, num_trials=len(trials),
                        trial_dir=trial_dir, hyperparameters=hyperparameters,
@@ -611,7 +621,8 @@ def run(config: RunConfig, observer: Observer | None = None) -> list[TrialResult
                                                config.workload, "trial", trial_number),
                        budget=budget, batch_size=bs, eval_batch_size=eval_bs)
             observer.trial_started(study, trial_number, len(trials), hyperparameters)
-            results.append(train_once(t, observer))
+            with ev.EventLog(trial_dir / "events.jsonl") as log:
+                results.append(train_once(t, log, observer))
             observer.trial_finished(results[-1])
     return results
 

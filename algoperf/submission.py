@@ -84,7 +84,8 @@ def _import(path: Path) -> ModuleType:
     folder = str(path.parent.resolve())
     if folder not in sys.path:
         sys.path.insert(0, folder)
-    module_name = f"algoperf_submission_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}"
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+    module_name = f"algoperf_submission_{digest}"
     spec_ = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec_)
     sys.modules[module_name] = module

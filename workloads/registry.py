@@ -14,6 +14,8 @@ import dataclasses
 import difflib
 import math
 
+from algoperf.errors import UserError
+
 MAXIMIZE = "max"
 MINIMIZE = "min"
 
@@ -62,10 +64,16 @@ class RulesVersion:
     budgets: dict[str, float] = dataclasses.field(default_factory=dict)  # overrides of v0.6
     step_hints: dict[str, int] = dataclasses.field(default_factory=dict)  # overrides of v0.6
 
-    def budget(self, workload: str, ruleset: str = "external") -> float:
-        """Runtime budget in seconds of ``workload`` (a variant inherits its base's budget)."""
+    def budget(self, workload: str, ruleset: str = "external",
+               external_budget: float | None = None) -> float:
+        """Runtime budget in seconds of ``workload`` (a variant inherits its base's budget).
+
+        ``external_budget`` stands in for the v0.6 budget where this version does not override
+        it (the runner passes the workload object's ``max_allowed_runtime_sec``, as AlgoPerf).
+        """
         info = get_workload(workload)
-        seconds = self.budgets.get(info.base, info.max_allowed_runtime_sec)
+        default = info.max_allowed_runtime_sec if external_budget is None else external_budget
+        seconds = self.budgets.get(info.base, default)
         return seconds * (self.self_tuning_factor if ruleset == "self" else 1.0)
 
     def step_hint(self, workload: str) -> int:
@@ -200,16 +208,15 @@ DEFAULT_RULES = "v0.6"
 FRAMEWORKS = ("jax", "pytorch")
 
 
-class UnknownNameError(ValueError):
+class UnknownNameError(UserError, ValueError):
     """An unknown workload, rules version or framework; the message suggests the right name."""
 
 
 def _unknown(kind: str, name: str, known) -> UnknownNameError:
     close = difflib.get_close_matches(name, list(known), n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    return UnknownNameError(
-        f"unknown {kind} {name!r}.{hint} Known: {', '.join(sorted(known))}."
-    )
+    if close:
+        return UnknownNameError(f"unknown {kind} {name!r}. Did you mean {close[0]!r}?")
+    return UnknownNameError(f"unknown {kind} {name!r}; known: {', '.join(sorted(known))}")
 
 
 def get_workload(name: str) -> WorkloadInfo:

@@ -1,0 +1,102 @@
+"""Harness overhead: the runner's median per-step time against a bare loop, on `digits`.
+
+Both sides run the same model, optimizer and batches: the NAdamW self-tuning baseline's own
+`data_selection` and `update_params` on the same input pipeline. The bare loop calls them back
+to back with one fixed rng; the runner adds everything it does per step (rng derivation,
+the clock, eval-period and budget checks, the train_state view, progress checks). Runner and
+bare loop alternate, `--repeats` times each, in one process, and each side's per-step time is
+the median over its repetitions (the machine is noisy, so only the ratio is meaningful).
+
+The runner's per-step time excludes step 1 (compilation) and evals: it is
+(submission time at the last eval - submission time at the first) / (steps in between).
+
+Last line: `overhead pytorch=<ratio> jax=<ratio>` (target <= 1.05).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from algoperf import frameworks, random_utils
+from algoperf.runner import RunConfig, run
+from algoperf.submission import load_submission
+from algoperf.workloads import registry
+
+ROOT = Path(__file__).resolve().parent.parent
+SUBMISSION = ROOT / "submissions" / "nadamw_self_tuning"
+
+
+def runner_step_time(framework: str, steps: int, out: Path) -> float:
+    """Median-free single measurement: seconds per step of one runner trial."""
+    config = RunConfig(
+        submission_path=SUBMISSION, workload="digits", framework=framework,
+        experiment_dir=out, experiment_name=f"bench_{time.monotonic_ns()}", ruleset="self",
+        seed=0, max_global_steps=steps + 1, save_checkpoints=False,
+    )
+    (result,) = run(config)
+    evals = [line for line in (result.trial_dir / "eval_measurements.csv").read_text()
+             .splitlines()[1:]]
+    header = (result.trial_dir / "eval_measurements.csv").read_text().splitlines()[0].split(",")
+    rows = [dict(zip(header, line.split(","), strict=True)) for line in evals]
+    first, last = rows[0], rows[-1]
+    return ((float(last["score"]) - float(first["score"]))
+            / (int(last["global_step"]) - int(first["global_step"])))
+
+
+def bare_step_time(framework: str, steps: int) -> float:
+    """Seconds per step of a bare loop calling the same submission functions."""
+    submission = load_submission(SUBMISSION, framework)
+    workload = registry.import_workload("digits", framework)
+    rng = random_utils.PRNGKey(0)
+    data_rng, opt_rng, model_rng, step_rng = random_utils.split(rng, 4)
+    batch_size = submission.get_batch_size("digits")
+    queue = workload._build_input_queue(data_rng, "train", "", batch_size)
+    params, model_state = workload.init_model_fn(model_rng)
+    opt_state = submission.init_optimizer_state(workload, params, model_state, None, opt_rng)
+    sync = frameworks.syncer(framework)
+
+    def step(i: int):
+        batch = submission.data_selection(workload, queue, opt_state, params, model_state,
+                                          None, i, step_rng)
+        return submission.update_params(
+            workload=workload, current_param_container=params,
+            current_params_types=workload.model_params_types, model_state=model_state,
+            hyperparameters=None, batch=batch, loss_type=workload.loss_type,
+            optimizer_state=opt_state, eval_results=[], global_step=i, rng=step_rng)
+
+    opt_state, params, model_state = step(0)  # compile, as the runner's step 1
+    sync((opt_state, params, model_state))
+    start = time.perf_counter()
+    for i in range(1, steps + 1):
+        opt_state, params, model_state = step(i)
+    sync((opt_state, params, model_state))
+    return (time.perf_counter() - start) / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--frameworks", default="pytorch,jax")
+    args = parser.parse_args()
+    ratios = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for framework in args.frameworks.split(","):
+            frameworks.setup(framework)
+            runner_times, bare_times = [], []
+            for _ in range(args.repeats):
+                bare_times.append(bare_step_time(framework, args.steps))
+                runner_times.append(runner_step_time(framework, args.steps, Path(tmp)))
+            r, b = statistics.median(runner_times), statistics.median(bare_times)
+            ratios[framework] = r / b
+            print(f"{framework}: runner {r * 1e6:.1f} us/step, bare loop {b * 1e6:.1f} us/step "
+                  f"({args.repeats} x {args.steps} steps each)")
+    print("overhead " + " ".join(f"{fw}={ratio:.3f}" for fw, ratio in ratios.items()))
+
+
+if __name__ == "__main__":
+    main()
