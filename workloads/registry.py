@@ -154,8 +154,9 @@ _ROWS: list[WorkloadInfo] = [
        module="mnist.mnist", class_name="MnistWorkload", dev=True),
     _w("cifar", "cifar", "cifar10", "accuracy", _MAX, 0.85, 0.85, 3600, 4883, 600, dev=True),
     # Ours: scikit-learn's bundled 8x8 digits, no download. Target and budget were set from
-    # measured NAdamW baseline runs on a 2-core CPU (see docs/workloads.md).
-    _w("digits", "digits", "digits", "accuracy", _MAX, 0.95, 0.95, 60, 1000, 1,
+    # measured NAdamW baseline runs on a 2-core CPU (see docs/workloads.md): every seed reached
+    # 0.97 validation accuracy within 90 steps (about a second), so 60 s is a generous budget.
+    _w("digits", "digits", "digits", "accuracy", _MAX, 0.97, 0.95, 60, 1000, 1,
        module="digits.digits", class_name="DigitsWorkload", dev=True),
 ]
 
