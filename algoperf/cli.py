@@ -19,6 +19,7 @@ class _LazyGroup(click.Group):
         "run": "algoperf.run_command:run",
         "demo": "algoperf.demo:demo",
         "workloads": "algoperf.run_command:workloads",
+        "score": "algoperf.scoring.command:score_command",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -42,7 +42,8 @@ def demo(ctx: click.Context, algorithms: str, framework: str, workload: str, num
     from algoperf.progress import LiveProgress
     from algoperf.run_command import summary_table
     from algoperf.runner import RunConfig, run
-    from algoperf.scoring import render, score, write_outputs
+    from algoperf.scoring import score, write_outputs
+    from algoperf.scoring.formats import render_table
 
     console = Console()
     names = [a.strip() for a in algorithms.split(",") if a.strip()]
@@ -72,7 +73,7 @@ def demo(ctx: click.Context, algorithms: str, framework: str, workload: str, num
             results = run(config, progress)
         console.print(summary_table(results, info))
     report = score([out / name for name in names], rules="v0.6", ruleset="external")
-    console.print(render(report, "table"))
+    render_table(report, console)
     paths = write_outputs(report, out / "scoring")
     console.print(f"logs: {out}")
     console.print(f"performance profile: {paths['plot_png']}")

@@ -1,0 +1,187 @@
+"""The report as text: a terminal table (rich), Markdown, CSV or JSON.
+
+Each format shows the leaderboard (score, its bootstrap interval, the probability that the
+rank holds, workloads counted, speedup) and the time-to-target table per workload. In the
+time table ``inf`` means the target was missed, ``-`` that there are no logs, and a mark says
+when a finite time earned no credit (over 4x the best, or its held-out variant missed).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+
+from algoperf.scoring import report as rp
+from algoperf.scoring.report import Report, SubmissionScore
+from algoperf.workloads import registry
+
+FORMATS = ("table", "markdown", "csv", "json")
+MAX_WARNINGS_SHOWN = 10
+
+
+def format_time(sub: SubmissionScore, workload: str) -> str:
+    """A median time-to-target in seconds, with what became of it."""
+    status, time = sub.status(workload), sub.time(workload)
+    if status == rp.MISSING:
+        return "-"
+    if status == rp.NOT_REACHED:
+        return "inf"
+    text = f"{time:,.1f}"
+    if status == rp.OVER_4X:
+        return f"{text} (>4x)"
+    if status == rp.VARIANT_MISSED:
+        return f"{text} (variant missed)"
+    return text
+
+
+def target_text(workload: str) -> str:
+    """``accuracy >= 0.95``: the validation target as it is checked."""
+    info = registry.get_workload(workload)
+    op = ">=" if info.direction == registry.MAXIMIZE else "<="
+    return f"{info.target_metric_name} {op} {info.validation_target_value:g}"
+
+
+def _ci(sub: SubmissionScore) -> str:
+    return "" if sub.ci is None else f"{sub.ci[0]:.4f}-{sub.ci[1]:.4f}"
+
+
+def _probability(sub: SubmissionScore) -> str:
+    return "" if sub.rank_probability is None else f"{sub.rank_probability:.2f}"
+
+
+def _speedup(sub: SubmissionScore) -> str:
+    if sub.speedup is None or math.isnan(sub.speedup.geometric_mean):
+        return ""
+    return f"{sub.speedup.geometric_mean:.3f}x"
+
+
+def leaderboard_header(report: Report) -> list[str]:
+    level = f"{round(report.level * 100)}% CI"
+    header = ["rank", "submission", "score", level, "P(rank)", "workloads"]
+    if report.reference:
+        header.append(f"speedup vs {report.reference}")
+    return header
+
+
+def leaderboard_rows(report: Report) -> list[list[str]]:
+    """The leaderboard as display strings, in rank order."""
+    rows = []
+    for sub in report.submissions:
+        row = [str(sub.rank), sub.name, f"{sub.score:.4f}", _ci(sub), _probability(sub),
+               f"{sub.workloads_reached}/{len(report.workloads)}"]
+        if report.reference:
+            row.append(_speedup(sub))
+        rows.append(row)
+    return rows
+
+
+def time_table(report: Report) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the time-to-target table: one row per workload."""
+    header = ["workload", "target", *(s.name for s in report.submissions)]
+    rows = []
+    for workload in report.reported_workloads:
+        label = workload if workload in report.workload_set.columns else f"{workload} (unscored)"
+        rows.append([label, target_text(workload),
+                     *(format_time(s, workload) for s in report.submissions)])
+    return header, rows
+
+
+def title(report: Report) -> str:
+    kind = "dev workloads" if report.workload_set.dev else f"rules {report.rules}"
+    return f"AlgoPerf leaderboard ({kind}, {report.ruleset} tuning)"
+
+
+def caption(report: Report) -> str:
+    n = len(report.workloads)
+    return (f"score: area under the performance profile over tau in [{report.taus[0]:g}, "
+            f"{report.taus[-1]:g}], {n} workload{'' if n == 1 else 's'}")
+
+
+def render_table(report: Report, console) -> None:
+    """Prints the report on a rich Console."""
+    from rich.table import Table
+
+    board = Table(title=title(report), caption=caption(report))
+    for k, name in enumerate(leaderboard_header(report)):
+        board.add_column(name, justify="left" if k == 1 else "right", no_wrap=k != 1)
+    for row in leaderboard_rows(report):
+        board.add_row(*row)
+    console.print(board)
+    header, rows = time_table(report)
+    times = Table(title="Time to validation target (s), median over studies of the best trial")
+    for k, name in enumerate(header):
+        times.add_column(name, justify="left" if k < 2 else "right", no_wrap=k >= 2)
+    for row in rows:
+        times.add_row(*row)
+    console.print(times)
+    if report.warnings:
+        console.print(f"[yellow]{len(report.warnings)} warnings[/yellow]")
+        for warning in report.warnings[:MAX_WARNINGS_SHOWN]:
+            console.print(f"  - {warning}", markup=False, highlight=False)
+        if len(report.warnings) > MAX_WARNINGS_SHOWN:
+            console.print(f"  ... and {len(report.warnings) - MAX_WARNINGS_SHOWN} more "
+                          "(all in --format json or --out)", highlight=False)
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    def line(cells):
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([line(header), "|" + "---|" * len(header), *(line(r) for r in rows)])
+
+
+def render_markdown(report: Report) -> str:
+    board = _markdown_table(leaderboard_header(report), leaderboard_rows(report))
+    parts = [f"## {title(report)}", "", caption(report), "", board, "",
+             "### Time to validation target (s)", "", _markdown_table(*time_table(report))]
+    if report.warnings:
+        parts += ["", f"### Warnings ({len(report.warnings)})", ""]
+        parts += [f"- {w}" for w in report.warnings]
+    return "\n".join(parts) + "\n"
+
+
+def csv_number(value: float) -> str:
+    """Numbers as AlgoPerf's pandas-written CSVs have them: ``inf``, empty for NaN."""
+    if value is None or math.isnan(value):
+        return ""
+    return "inf" if math.isinf(value) else repr(float(value))
+
+
+def render_csv(report: Report) -> str:
+    """One row per submission: the leaderboard columns, then ``time/<workload>`` columns."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    workloads = report.reported_workloads
+    writer.writerow(["rank", "submission", "score", "score_ci_low", "score_ci_high",
+                     "rank_probability", "workloads_reached", "speedup",
+                     *(f"time/{w}" for w in workloads)])
+    for sub in report.submissions:
+        writer.writerow([
+            sub.rank, sub.name, repr(sub.score),
+            "" if sub.ci is None else repr(sub.ci[0]), "" if sub.ci is None else repr(sub.ci[1]),
+            "" if sub.rank_probability is None else repr(sub.rank_probability),
+            sub.workloads_reached,
+            "" if sub.speedup is None else csv_number(sub.speedup.geometric_mean),
+            *(csv_number(sub.time(w)) for w in workloads),
+        ])
+    return out.getvalue()
+
+
+def render_json(report: Report) -> str:
+    return json.dumps(report.to_dict(), indent=2) + "\n"
+
+
+def render(report: Report, fmt: str = "table", width: int = 120) -> str:
+    """The report as text in ``fmt`` (one of FORMATS); ``table`` is rendered without colour."""
+    if fmt == "table":
+        from rich.console import Console
+
+        console = Console(file=io.StringIO(), width=width, color_system=None)
+        render_table(report, console)
+        return console.file.getvalue()
+    renderers = {"markdown": render_markdown, "csv": render_csv, "json": render_json}
+    if fmt not in renderers:
+        raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    return renderers[fmt](report)
