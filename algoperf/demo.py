@@ -42,8 +42,7 @@ def demo(ctx: click.Context, algorithms: str, framework: str, workload: str, num
     from algoperf.progress import LiveProgress
     from algoperf.run_command import summary_table
     from algoperf.runner import RunConfig, run
-    from algoperf.scoring import score, write_outputs
-    from algoperf.scoring.formats import render_table
+    from algoperf.scoring import render_table, score, write_outputs
 
     console = Console()
     names = [a.strip() for a in algorithms.split(",") if a.strip()]

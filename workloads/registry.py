@@ -155,8 +155,9 @@ _ROWS: list[WorkloadInfo] = [
     _w("cifar", "cifar", "cifar10", "accuracy", _MAX, 0.85, 0.85, 3600, 4883, 600, dev=True),
     # Ours: scikit-learn's bundled 8x8 digits, no download. Target and budget were set from
     # measured NAdamW baseline runs on a 2-core CPU (see docs/workloads.md): every seed reached
-    # 0.97 validation accuracy within 90 steps (about a second), so 60 s is a generous budget.
-    _w("digits", "digits", "digits", "accuracy", _MAX, 0.97, 0.95, 60, 1000, 1,
+    # 0.97 validation accuracy within 90 steps (about a second on an idle machine, under 30 s on
+    # a heavily loaded one), so 30 s is a generous budget.
+    _w("digits", "digits", "digits", "accuracy", _MAX, 0.97, 0.95, 30, 1000, 1,
        module="digits.digits", class_name="DigitsWorkload", dev=True),
 ]
 
