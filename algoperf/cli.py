@@ -53,12 +53,16 @@ def main() -> None:
     """Console entry point: runs the CLI, printing errors as one line unless --debug."""
     debug = "--debug" in sys.argv[1:]
     try:
-        cli.main(standalone_mode=False)
+        code = cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as e:
+        command = e.ctx.command_path if e.ctx else "algoperf"
+        click.echo(f"error: {e.format_message()} (see: {command} --help)", err=True)
+        sys.exit(e.exit_code)
     except click.ClickException as e:
-        e.show()
+        click.echo(f"error: {e.format_message()}", err=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
@@ -73,3 +77,4 @@ def main() -> None:
             raise
         click.echo(f"error: {type(e).__name__}: {e} (rerun with --debug for details)", err=True)
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

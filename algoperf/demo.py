@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
 
+from algoperf import terminal
 from algoperf.errors import UserError
 from algoperf.workloads import registry
 
@@ -44,7 +44,7 @@ def demo(ctx: click.Context, algorithms: str, framework: str, workload: str, num
     from algoperf.runner import RunConfig, run
     from algoperf.scoring import render_table, score, write_outputs
 
-    console = Console()
+    console = terminal.console()
     names = [a.strip() for a in algorithms.split(",") if a.strip()]
     if not names:
         raise UserError("--algorithms is empty; name at least one reference submission")

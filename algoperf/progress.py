@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from algoperf import terminal
 from algoperf.runner import Snapshot, TrialResult
 
 PLAIN_INTERVAL_SEC = 10.0
@@ -31,19 +32,27 @@ class LiveProgress:
 
     def __init__(self, title: str, console: Console | None = None) -> None:
         self.title = title
-        self.console = console or Console(stderr=True)
+        self.console = console or terminal.console(stderr=True)
         self.rows: dict[tuple[int, int], dict[str, Any]] = {}
         self._live: Live | None = None
         self._last_plain = 0.0
+        self._started = False
 
     def __enter__(self) -> LiveProgress:
+        return self
+
+    def _start(self) -> None:
+        """Shows the display when the first trial starts, so a run refused during its checks
+        prints only its error line."""
+        if self._started:
+            return
+        self._started = True
         if self.console.is_terminal:
             self._live = Live(self._table(), console=self.console, refresh_per_second=4,
                               transient=False)
             self._live.__enter__()
         else:
-            self.console.print(f"{self.title}")
-        return self
+            self.console.print(self.title)
 
     def __exit__(self, *exc: Any) -> None:
         if self._live is not None:
@@ -65,6 +74,7 @@ class LiveProgress:
             self._live.update(self._table())
 
     def trial_started(self, study: int, trial: int, num_trials: int, hyperparameters) -> None:
+        self._start()
         self.rows[(study, trial)] = {"step": "0", "rate": "-", "time": "-", "eval": "-",
                                      "status": "starting"}
         self._refresh()
@@ -84,6 +94,7 @@ class LiveProgress:
                 f"{s.submission_time:.1f}s of {s.budget:g}s, {_fmt_eval(s)}")
 
     def trial_finished(self, r: TrialResult) -> None:
+        self._start()
         ttt = "not reached" if math.isinf(r.time_to_target) else f"{r.time_to_target:.2f}s"
         status = f"{r.status}: {r.reason}, target {ttt}"
         if r.error:

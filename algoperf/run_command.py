@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from algoperf import terminal
 from algoperf.workloads import registry
 
 RUN_OPTIONS = [
@@ -89,7 +89,7 @@ def run(ctx: click.Context, **options) -> None:
     from algoperf.runner import run as run_trials
 
     config = config_from_options(debug=ctx.obj.get("debug", False), **options)
-    console = Console()
+    console = terminal.console()
     title = (f"{config.experiment_name} on {config.workload} ({config.framework}, "
              f"{config.ruleset} tuning, rules {config.rules})")
     with LiveProgress(title) as progress:
@@ -122,4 +122,4 @@ def workloads(rules: str, show_all: bool) -> None:
                       f"{info.target_metric_name} {op} {info.validation_target_value:g}",
                       f"{r.budget(name):g}", str(r.step_hint(name)),
                       f"{info.eval_period_time_sec:g}", "yes" if info.module else "")
-    Console().print(table)
+    terminal.console().print(table)

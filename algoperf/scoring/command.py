@@ -69,12 +69,9 @@ def score_command(paths: tuple[Path, ...], rules: str, ruleset: str, held_out_fi
     report = score(paths, rules=rules, ruleset=ruleset, held_out=held_out, reference=reference,
                    bootstrap_replicates=replicates, seed=seed)
     if fmt == "table":
-        from rich.console import Console
+        from algoperf.terminal import console
 
-        console = Console()
-        if not console.is_terminal:  # piped: rich would fold the tables at 80 columns
-            console = Console(width=120)
-        render_table(report, console)
+        render_table(report, console())
     else:
         click.echo(render(report, fmt), nl=False)
     if out_dir is not None:

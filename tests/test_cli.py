@@ -1,0 +1,90 @@
+"""The command line: commands exist, errors are one line with the right exit status."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE = ROOT / "submissions" / "nadamw_self_tuning"
+
+
+def algoperf(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "algoperf", *args], capture_output=True,
+                          text=True, timeout=600, cwd=cwd)
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess, status: int, text: str) -> None:
+    assert done.returncode == status, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ") and text in lines[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_help_lists_the_commands():
+    done = algoperf("--help")
+    assert done.returncode == 0
+    for command in ("run", "demo", "score", "workloads"):
+        assert command in done.stdout
+
+
+def test_workloads_lists_targets_and_budgets():
+    done = algoperf("workloads")
+    assert done.returncode == 0
+    assert "digits" in done.stdout and "imagenet_resnet" in done.stdout
+    assert "66159" in done.stdout  # v0.6 imagenet_resnet budget
+    assert "63008" in algoperf("workloads", "--rules", "v0.5").stdout
+
+
+def run_args(tmp_path: Path, *extra: str) -> list[str]:
+    return ["run", "--submission", str(BASELINE), "--workload", "digits", "--framework",
+            "pytorch", "--tuning-ruleset", "self", "--experiment-dir", str(tmp_path / "exp"),
+            "--seed", "0", *extra]
+
+
+def test_unknown_framework_is_one_line(tmp_path):
+    args = run_args(tmp_path)
+    args[args.index("pytorch")] = "tensorflow"
+    assert_one_line_error(algoperf(*args), 2, "--framework")
+
+
+def test_unknown_workload_is_one_line_with_a_suggestion(tmp_path):
+    args = run_args(tmp_path)
+    args[args.index("digits")] = "mnsit"
+    assert_one_line_error(algoperf(*args), 2, "Did you mean 'mnist'")
+
+
+def test_missing_submission_is_one_line(tmp_path):
+    args = run_args(tmp_path)
+    args[args.index(str(BASELINE))] = str(tmp_path / "missing.py")
+    assert_one_line_error(algoperf(*args), 2, "does not exist")
+
+
+def test_a_run_prints_its_summary_and_exits_zero(tmp_path):
+    done = algoperf(*run_args(tmp_path, "--max-global-steps", "3"))
+    assert done.returncode == 0, done.stderr
+    assert "time to validation target" in done.stdout
+    assert (tmp_path / "exp" / "nadamw_self_tuning" / "study_0" / "digits_pytorch" / "trial_1"
+            / "events.jsonl").exists()
+
+
+def test_a_failed_trial_exits_one_naming_the_failure(tmp_path):
+    sub = tmp_path / "bad" / "submission.py"
+    sub.parent.mkdir()
+    sub.write_text((BASELINE / "submission_pytorch.py").read_text()
+                   + "\n\ndef update_params(**kwargs):\n    raise RuntimeError('boom')\n")
+    args = run_args(tmp_path, "--max-global-steps", "3")
+    args[args.index(str(BASELINE))] = str(sub)
+    done = algoperf(*args)
+    assert done.returncode == 1
+    assert "failed: RuntimeError at submission.py" in done.stderr and "boom" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_existing_experiment_is_refused_then_resumed(tmp_path):
+    assert algoperf(*run_args(tmp_path, "--max-global-steps", "2")).returncode == 0
+    assert_one_line_error(algoperf(*run_args(tmp_path, "--max-global-steps", "2")), 2,
+                          "already exists; pass --resume")
+    assert algoperf(*run_args(tmp_path, "--max-global-steps", "2", "--resume")).returncode == 0
