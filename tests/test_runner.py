@@ -347,3 +347,42 @@ def test_jax_run_reaches_the_target(tmp_path):
                            save_checkpoints=True))
     assert result.reason == "targets_reached"
     assert (result.trial_dir / f"checkpoint_{result.global_step}").exists()
+
+
+def test_a_v05_submission_importing_algorithmic_efficiency_runs_unmodified(tmp_path):
+    sub = tmp_path / "v05" / "submission.py"
+    sub.parent.mkdir()
+    sub.write_text(textwrap.dedent("""\
+        import torch
+        from algorithmic_efficiency import spec
+        from algorithmic_efficiency.pytorch_utils import pytorch_setup
+
+        USE_PYTORCH_DDP, RANK, DEVICE, N_GPUS = pytorch_setup()
+
+        def get_batch_size(workload_name):
+            return 64
+
+        def init_optimizer_state(workload, model_params, model_state, hyperparameters, rng):
+            return {"optimizer": torch.optim.SGD(model_params.parameters(), lr=0.1)}
+
+        def update_params(workload, current_param_container, current_params_types,
+                          model_state, hyperparameters, batch, loss_type, optimizer_state,
+                          eval_results, global_step, rng):
+            assert loss_type is spec.LossType.SOFTMAX_CROSS_ENTROPY
+            current_param_container.train()
+            optimizer_state["optimizer"].zero_grad()
+            logits, _ = workload.model_fn(current_param_container, batch, model_state,
+                                          spec.ForwardPassMode.TRAIN, rng, False)
+            loss = workload.loss_fn(batch["targets"], logits, batch.get("weights"))
+            (loss["summed"] / loss["n_valid_examples"]).backward()
+            optimizer_state["optimizer"].step()
+            return optimizer_state, current_param_container, model_state
+
+        def data_selection(workload, input_queue, optimizer_state, current_param_container,
+                           model_state, hyperparameters, global_step, rng):
+            return next(input_queue)
+        """))
+    (result,) = run(config(tmp_path, sub, max_global_steps=30, save_checkpoints=True))
+    assert result.status == "completed", result.error
+    rows = evals(result)
+    assert float(rows[-1]["train/loss"]) < float(rows[0]["train/loss"])
