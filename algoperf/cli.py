@@ -18,6 +18,7 @@ class _LazyGroup(click.Group):
     COMMANDS = {
         "run": "algoperf.run_command:run",
         "demo": "algoperf.demo:demo",
+        "fingerprint": "algoperf.hardware.command:fingerprint_command",
         "workloads": "algoperf.run_command:workloads",
         "score": "algoperf.scoring.command:score_command",
     }

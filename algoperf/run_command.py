@@ -46,6 +46,11 @@ RUN_OPTIONS = [
     click.option("--save-checkpoints/--no-save-checkpoints", default=True, show_default=True),
     click.option("--save-intermediate-checkpoints", is_flag=True,
                  help="Keep every checkpoint, not only the latest."),
+    click.option("--reference", default=None, metavar="PROFILE",
+                 help="Refuse to start unless this machine matches the reference hardware "
+                      "profile (see algoperf fingerprint --profiles)."),
+    click.option("--allow-nonreference", is_flag=True,
+                 help="With --reference: run on other hardware anyway, marked non-certifiable."),
 ]
 
 
@@ -80,6 +85,32 @@ def summary_table(results, info: registry.WorkloadInfo) -> Table:
     return table
 
 
+def hardware_lines(results) -> list[str]:
+    """What the trials' event logs say about the hardware: the reference check and throttling."""
+    from algoperf.hardware import throttle_summary
+    from algoperf.logs.events import RESUME, RUN_START, read_events
+
+    lines = []
+    for r in results:
+        path = r.trial_dir / "events.jsonl"
+        if not path.exists():
+            continue
+        records = read_events(path)
+        starts = [e["data"] for e in records if e["type"] in (RUN_START, RESUME)]
+        where = f"study {r.study} trial {r.trial}"
+        if starts and starts[-1].get("fingerprint") is not None:
+            start = starts[-1]
+            if start.get("reference") is None:
+                status = "no --reference: not certifiable"
+            elif start.get("certifiable"):
+                status = f"matches {start['reference']}"
+            else:
+                status = f"NOT CERTIFIABLE: differs from {start['reference']}"
+            lines.append(f"hardware, {where}: {status}; "
+                         f"{throttle_summary(records).text()}")
+    return lines
+
+
 @click.command()
 @run_options
 @click.pass_context
@@ -95,6 +126,8 @@ def run(ctx: click.Context, **options) -> None:
     with LiveProgress(title) as progress:
         results = run_trials(config, progress)
     console.print(summary_table(results, registry.get_workload(config.workload)))
+    for line in hardware_lines(results):
+        console.print(line, markup=False, highlight=False)
     console.print(f"logs: {config.experiment_dir / config.experiment_name}")
     failed = [r for r in results if r.status != "completed"]
     if failed:

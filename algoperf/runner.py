@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from algoperf import checkpoints, frameworks, random_utils, spec, tuning
+from algoperf import checkpoints, frameworks, hardware, random_utils, spec, tuning
 from algoperf.errors import UserError
 from algoperf.logs import events as ev
 from algoperf.logs import trial_files
@@ -66,6 +66,8 @@ class RunConfig:
     save_checkpoints: bool = True
     save_intermediate_checkpoints: bool = False
     debug: bool = False
+    reference: str | None = None  # reference hardware profile enforced before the run
+    allow_nonreference: bool = False  # run on other hardware anyway, marked non-certifiable
 
 
 @dataclasses.dataclass
@@ -165,6 +167,7 @@ class _Trial:
     budget: float
     batch_size: int
     eval_batch_size: int
+    hardware: hardware.ReferenceCheck | None = None  # the machine, as checked before the run
 
 
 def _trial_error(e: BaseException, submission: Submission) -> str:
@@ -225,10 +228,11 @@ def train_once(t: _Trial, log: ev.EventLog, observer: Observer) -> TrialResult:
         logger.truncate_evals_after(global_step)
         log.append(ev.RESUME, {"checkpoint": ckpt.name, "global_step": global_step,
                                "preemption_count": preemption_count,
-                               "num_evals": len(eval_results)})
+                               "num_evals": len(eval_results), **_hardware_data(t)})
     else:
         logger.truncate_evals_after(0)
         log.append(ev.RUN_START, _run_start_data(t))
+    sampler = hardware.HardwareSampler(log).start()  # hardware_sample events while it trains
     trial_files.write_meta_data(t.trial_dir, preemption_count, workload, t.seed)
     trial_files.write_flags(t.trial_dir, preemption_count, _flags(t))
     workload.attach_metrics_logger(logger)
@@ -362,12 +366,14 @@ def train_once(t: _Trial, log: ev.EventLog, observer: Observer) -> TrialResult:
     except Exception as e:  # noqa: BLE001 - a failing submission fails its trial, not the run
         status, stop_reason = "failed", "error"
         error = _trial_error(e, sub)
+        sampler.stop()
         log.append(ev.ERROR, {"global_step": global_step, "message": error,
                               "traceback": traceback.format_exc()})
         if config.debug:
             log.append(ev.RUN_END, _run_end_data(status, stop_reason, submission_time,
                                                  global_step, eval_results, error))
             raise
+    sampler.stop()  # the trial's last hardware_sample comes before its closing events
     train_state["training_complete"] = training_complete
     if status == "completed":
         logger.append_scalar_metrics({"score": submission_time}, global_step, preemption_count)
@@ -428,8 +434,6 @@ def _save_checkpoint(t, log, params, optimizer_state, model_state, train_state,
 
 
 def _run_start_data(t: _Trial) -> dict[str, Any]:
-    import platform
-
     hp = t.hyperparameters._asdict() if t.hyperparameters is not None else None
     return {
         "workload": t.info.name,
@@ -451,12 +455,16 @@ def _run_start_data(t: _Trial) -> dict[str, Any]:
         "validation_target": t.workload.validation_target_value,
         "test_target": t.workload.test_target_value,
         "target_metric": t.workload.target_metric_name,
-        "fingerprint": {"host": platform.node(), "platform": platform.platform(),
-                        "python": platform.python_version(), "cpu_count": os.cpu_count()},
+        **_hardware_data(t),
         "image_digest": os.environ.get("ALGOPERF_IMAGE_ID"),
         "lockfile_sha256": os.environ.get("ALGOPERF_LOCKFILE_SHA256"),
         "dataset_manifest_root": None,
     }
+
+
+def _hardware_data(t: _Trial) -> dict[str, Any]:
+    """Fingerprint, digest, reference profile and certifiability (hardware.ReferenceCheck)."""
+    return t.hardware.event_data() if t.hardware is not None else {"fingerprint": None}
 
 
 def _run_end_data(status, reason, submission_time, global_step, eval_results, error):
@@ -571,6 +579,7 @@ def run(config: RunConfig, observer: Observer | None = None,
     """
     observer = observer or NullObserver()
     validate(config)
+    machine = hardware.check_reference(config.reference, config.allow_nonreference, config.rules)
     info = registry.get_workload(config.workload)
     frameworks.setup(config.framework)
     submission = load_submission(config.submission_path, config.framework)
@@ -619,7 +628,7 @@ def run(config: RunConfig, observer: Observer | None = None,
                        trial_dir=trial_dir, hyperparameters=hyperparameters,
                        seed=tuning.derive_seed(seed, "study", study, "workload",
                                                config.workload, "trial", trial_number),
-                       budget=budget, batch_size=bs, eval_batch_size=eval_bs)
+                       budget=budget, batch_size=bs, eval_batch_size=eval_bs, hardware=machine)
             observer.trial_started(study, trial_number, len(trials), hyperparameters)
             with ev.EventLog(trial_dir / "events.jsonl") as log:
                 results.append(train_once(t, log, observer))

@@ -1,0 +1,36 @@
+"""Hardware fingerprint through NVML, reference profiles, and sampling during runs.
+
+- `take_fingerprint` reads the GPUs through NVML and the host; every field is tri-state
+  (value, not supported, error) and the config fields have a digest.
+- `check_reference` compares the fingerprint with a reference profile before a run and
+  refuses a mismatch (or, with allow_nonreference, marks the run non-certifiable).
+- `HardwareSampler` writes clocks, throttle reasons, temperature and power into the event log
+  during a trial; `throttle_summary` reads them back for reports.
+"""
+
+from algoperf.hardware.fingerprint import Fingerprint, take_fingerprint
+from algoperf.hardware.nvml import NvmlUnavailable, use_nvml
+from algoperf.hardware.profiles import (
+    Difference,
+    ReferenceCheck,
+    ReferenceMismatch,
+    check_reference,
+    compare,
+    compare_with,
+    load_profile,
+    profile_names,
+)
+from algoperf.hardware.readings import Reading
+from algoperf.hardware.sampling import (
+    SAMPLE_EVENT,
+    HardwareSampler,
+    ThrottleSummary,
+    throttle_summary,
+)
+
+__all__ = [
+    "SAMPLE_EVENT", "Difference", "Fingerprint", "HardwareSampler", "NvmlUnavailable",
+    "Reading", "ReferenceCheck", "ReferenceMismatch", "ThrottleSummary", "check_reference",
+    "compare", "compare_with", "load_profile", "profile_names", "take_fingerprint",
+    "throttle_summary", "use_nvml",
+]
