@@ -84,7 +84,9 @@ def init_optimizer_state(
         optax.add_decayed_weights(hp.weight_decay),
         optax.sgd(schedule, momentum=1.0 - hp.one_minus_beta1, nesterov=False),
     )
-    return optimizer.init(model_params), optimizer.update
+    # Replicated like the params, so the jitted step sees one input sharding from the start
+    # (an uncommitted optimizer state would make its second call compile again).
+    return jax_sharding_utils.replicate(optimizer.init(model_params)), optimizer.update
 
 
 def _train_step(workload, opt_update_fn, grad_clip, label_smoothing, dropout_rate,

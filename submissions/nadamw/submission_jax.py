@@ -127,7 +127,9 @@ def init_optimizer_state(
         b2=hp.beta2,
         weight_decay=hp.weight_decay,
     )
-    return optimizer.init(model_params), optimizer.update
+    # Replicated like the params, so the jitted step sees one input sharding from the start
+    # (an uncommitted optimizer state would make its second call compile again).
+    return jax_sharding_utils.replicate(optimizer.init(model_params)), optimizer.update
 
 
 def _train_step(workload, opt_update_fn, grad_clip, label_smoothing, dropout_rate,
