@@ -239,9 +239,11 @@ def train_once(t: _Trial, log: ev.EventLog, observer: Observer) -> TrialResult:
 
     clock = time.perf_counter
     global_start_time = clock()
-    # A restored last_eval_time belongs to the old process's clock: evaluate at the next step.
-    train_state["last_eval_time"] = train_state["last_eval_time"] if ckpt is None else 0.0
-    last_eval_time = train_state["last_eval_time"]
+    # The clock is time.perf_counter (monotonic; train_state's times are on it). Before the
+    # first eval of this process -- a fresh trial or a restored one, whose stamps belong to the
+    # old process's clock -- an eval is due at once, as AlgoPerf's 0.0 on the epoch clock is.
+    train_state["last_eval_time"] = 0.0
+    last_eval_time = -math.inf
     last_step_end_time = global_start_time
     train_state["last_step_end_time"] = last_step_end_time
     submission_time = train_state["accumulated_submission_time"]
