@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ALGOPERF_LOGS
 
 from algoperf.errors import UserError
 from algoperf.logs import events, trial_files
@@ -24,7 +25,7 @@ from algoperf.logs.events import EventLog, read_events, verify_chain
 from algoperf.logs.measurements import MetricLogger, read_measurements
 from algoperf.logs.values import parse_float
 
-ALGOPERF_LOGS = Path(os.environ.get("ALGOPERF_LOGS", "/work/shared/algoperf-logs")) / "v0.6"
+ALGOPERF_LOGS = ALGOPERF_LOGS / "v0.6"
 needs_algoperf_logs = pytest.mark.skipif(
     not ALGOPERF_LOGS.is_dir(), reason=f"real AlgoPerf logs not found at {ALGOPERF_LOGS}"
 )

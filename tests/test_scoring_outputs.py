@@ -6,16 +6,16 @@ import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import ALGOPERF_LOGS
 
 from algoperf.cli import cli
 from algoperf.scoring import render, score, write_outputs
 from algoperf.scoring.summary import COLUMNS
 
-LOGS = Path(__file__).resolve().parents[1].parent / "shared" / "algoperf-logs" / "v0.6"
+LOGS = ALGOPERF_LOGS / "v0.6"
 EXTERNAL = LOGS / "external_tuning"
 
 pytestmark = pytest.mark.skipif(not EXTERNAL.is_dir(), reason=f"no AlgoPerf logs at {LOGS}")

@@ -2,16 +2,15 @@
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import ALGOPERF_LOGS
 
 from algoperf.cli import cli
 from algoperf.scoring import score
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-V06 = SHARED / "algoperf-logs" / "v0.6"
+V06 = ALGOPERF_LOGS / "v0.6"
 
 pytestmark = pytest.mark.skipif(not V06.is_dir(), reason=f"AlgoPerf v0.6 logs not at {V06}")
 
