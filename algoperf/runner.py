@@ -364,6 +364,7 @@ def train_once(t: _Trial, log: ev.EventLog, observer: Observer) -> TrialResult:
                 observer.progress(_snapshot(t, global_step, submission_time, rate,
                                             eval_results))
     except UserError:
+        sampler.stop()
         raise
     except Exception as e:  # noqa: BLE001 - a failing submission fails its trial, not the run
         status, stop_reason = "failed", "error"
