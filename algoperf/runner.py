@@ -183,217 +183,239 @@ def _trial_error(e: BaseException, submission: Submission) -> str:
     return f"{type(e).__name__}{where}: {e}"
 
 
-def train_once(t: _Trial, log: ev.EventLog, observer: Observer) -> TrialResult:
-    """Trains one trial to its end (AlgoPerf's train_once, reference §2.5), recording it in
-    ``log``."""
-    workload, sub, config = t.workload, t.submission, t.config
-    sync = frameworks.syncer(config.framework)
-    logger = MetricLogger(t.trial_dir)
+@dataclasses.dataclass
+class _Start:
+    """Where a trial's training loop starts: fresh, or restored from its latest checkpoint."""
 
+    input_queue: Any
+    rng: np.ndarray  # the per-step rngs derive from it
+    state: checkpoints.TrainingState
+
+
+def _set_up(t: _Trial, log: ev.EventLog, logger: MetricLogger) -> _Start:
+    """Builds the input pipeline, model and optimizer, restores the latest checkpoint if there
+    is one, and records the start (or the resumption) of the trial. None of it is timed."""
+    workload, config = t.workload, t.config
+    ckpt = checkpoints.latest_checkpoint(t.trial_dir)
+    if ckpt is None:  # recorded first, so a trial whose set-up fails still has its start
+        logger.truncate_evals_after(0)
+        log.append(ev.RUN_START, _run_start_data(t))
     rng = random_utils.PRNGKey(t.seed)
     if config.ruleset == "external":
         rng, _ = random_utils.split(rng, 2)
     data_rng, opt_init_rng, model_init_rng, rng = random_utils.split(rng, 4)
-
     input_queue = workload._build_input_queue(
-        data_rng, "train", data_dir=str(config.data_dir), global_batch_size=t.batch_size
-    )
+        data_rng, "train", data_dir=str(config.data_dir), global_batch_size=t.batch_size)
     params, model_state = workload.init_model_fn(model_init_rng)
-    optimizer_state = sub.init_optimizer_state(
-        workload, params, model_state, t.hyperparameters, opt_init_rng
-    )
-    train_state = {
-        "validation_goal_reached": False,
-        "test_goal_reached": False,
-        "is_time_remaining": True,
-        "last_eval_time": 0.0,
-        "training_complete": False,
-        "accumulated_submission_time": 0.0,
-        "accumulated_eval_time": 0.0,
-        "accumulated_logging_time": 0.0,
-        "last_step_end_time": None,
-    }
-    global_step, eval_results, preemption_count = 0, [], 0
-
-    ckpt = checkpoints.latest_checkpoint(t.trial_dir)
+    optimizer_state = t.submission.init_optimizer_state(
+        workload, params, model_state, t.hyperparameters, opt_init_rng)
+    state = checkpoints.TrainingState(
+        params, optimizer_state, model_state, train_state={
+            "validation_goal_reached": False,
+            "test_goal_reached": False,
+            "is_time_remaining": True,
+            "last_eval_time": 0.0,
+            "training_complete": False,
+            "accumulated_submission_time": 0.0,
+            "accumulated_eval_time": 0.0,
+            "accumulated_logging_time": 0.0,
+            "last_step_end_time": None,
+        }, eval_results=[], global_step=0, preemption_count=0)
     if ckpt is not None:
-        restored = checkpoints.restore(ckpt, config.framework, checkpoints.TrainingState(
-            params, optimizer_state, model_state, train_state, [], 0, 0))
-        params, optimizer_state, model_state = (
-            restored.params, restored.optimizer_state, restored.model_state)
-        train_state.update(restored.train_state)
-        eval_results = restored.eval_results
-        global_step = restored.global_step
-        preemption_count = restored.preemption_count + 1
-        logger.truncate_evals_after(global_step)
-        log.append(ev.RESUME, {"checkpoint": ckpt.name, "global_step": global_step,
-                               "preemption_count": preemption_count,
-                               "num_evals": len(eval_results), **_hardware_data(t)})
-    else:
-        logger.truncate_evals_after(0)
-        log.append(ev.RUN_START, _run_start_data(t))
-    sampler = hardware.HardwareSampler(log).start()  # hardware_sample events while it trains
-    trial_files.write_meta_data(t.trial_dir, preemption_count, workload, t.seed)
-    trial_files.write_flags(t.trial_dir, preemption_count, _flags(t))
+        restored = checkpoints.restore(ckpt, config.framework, state)
+        state.train_state.update(restored.train_state)
+        state = dataclasses.replace(restored, train_state=state.train_state,
+                                    preemption_count=restored.preemption_count + 1)
+        logger.truncate_evals_after(state.global_step)  # later rows are redone, not repeated
+        log.append(ev.RESUME, {"checkpoint": ckpt.name, "global_step": state.global_step,
+                               "preemption_count": state.preemption_count,
+                               "num_evals": len(state.eval_results), **_hardware_data(t)})
+    trial_files.write_meta_data(t.trial_dir, state.preemption_count, workload, t.seed)
+    trial_files.write_flags(t.trial_dir, state.preemption_count, _flags(t))
     workload.attach_metrics_logger(logger)
+    return _Start(input_queue, np.asarray(rng, dtype=np.uint32), state)
 
+
+def _evaluate(t: _Trial, s: checkpoints.TrainingState, eval_rng: Any, global_start_time: float,
+              clock: Callable[[], float]) -> dict[str, Any]:
+    """Runs the workload's eval (untimed) and updates the goals and eval clocks in
+    ``s.train_state``; returns AlgoPerf's eval row (metrics plus the four clocks)."""
+    workload, config, ts = t.workload, t.config, s.train_state
+    e0 = clock()
+    result = workload.eval_model(
+        t.eval_batch_size, s.params, s.model_state, eval_rng, str(config.data_dir),
+        str(config.imagenet_v2_data_dir) if config.imagenet_v2_data_dir else None,
+        s.global_step)
+    result = {k: _scalar(v) for k, v in result.items()}
+    ts["validation_goal_reached"] |= bool(workload.has_reached_validation_target(result))
+    ts["test_goal_reached"] |= bool(workload.has_reached_test_target(result))
+    e1 = clock()
+    ts["last_eval_time"] = e1
+    ts["accumulated_eval_time"] += e1 - e0
+    result["score"] = ts["accumulated_submission_time"]
+    result["total_duration"] = e1 - global_start_time
+    for clock_name in ("accumulated_submission_time", "accumulated_eval_time",
+                       "accumulated_logging_time"):
+        result[clock_name] = ts[clock_name]
+    return result
+
+
+def _record_eval(t: _Trial, s: checkpoints.TrainingState, result: dict[str, Any],
+                 log: ev.EventLog, logger: MetricLogger) -> None:
+    """Logs an eval row (CSV and event), fails the trial on a non-finite loss, checkpoints."""
+    s.eval_results.append((s.global_step, result))
+    logger.append_scalar_metrics(dict(result), s.global_step, s.preemption_count, is_eval=True)
+    log.append(ev.EVAL, {"global_step": s.global_step, "preemption_count": s.preemption_count,
+                         "metrics": result,
+                         "validation_goal_reached": s.train_state["validation_goal_reached"],
+                         "test_goal_reached": s.train_state["test_goal_reached"]})
+    bad = _non_finite_losses(result)
+    if bad:
+        raise FloatingPointError(f"non-finite eval loss ({', '.join(bad)})")
+    if t.config.save_checkpoints:
+        _save_checkpoint(t, log, s)
+
+
+def train_once(t: _Trial, log: ev.EventLog, observer: Observer) -> TrialResult:
+    """Trains one trial to its end (AlgoPerf's train_once, reference §2.5), recording it in
+    ``log``. An exception from the submission (or a non-finite loss) fails the trial."""
+    sub, config = t.submission, t.config
+    sync = frameworks.syncer(config.framework)
+    logger = MetricLogger(t.trial_dir)
     clock = time.perf_counter
-    global_start_time = clock()
-    # The clock is time.perf_counter (monotonic; train_state's times are on it). Before the
-    # first eval of this process -- a fresh trial or a restored one, whose stamps belong to the
-    # old process's clock -- an eval is due at once, as AlgoPerf's 0.0 on the epoch clock is.
-    train_state["last_eval_time"] = 0.0
-    last_eval_time = -math.inf
-    last_step_end_time = global_start_time
-    train_state["last_step_end_time"] = last_step_end_time
-    submission_time = train_state["accumulated_submission_time"]
-    eval_period = workload.eval_period_time_sec
-    read_only_state = types.MappingProxyType(train_state)
-    update_kwargs = {"train_state": read_only_state} if sub.wants_train_state else {}
-    validation_goal = train_state["validation_goal_reached"]
-    test_goal = train_state["test_goal_reached"]
-    training_complete = train_state["training_complete"]
-    is_time_remaining = train_state["is_time_remaining"]
+    sampler = None
     stop_reason, status, error = None, "completed", None
-
-    rng_np = np.asarray(rng, dtype=np.uint32)
-    rng_block = random_utils.step_rngs(rng_np, global_step, RNG_BLOCK)
-    block_start = global_step
-    next_progress = global_start_time
-    progress_step, progress_time = global_step, global_start_time
+    s = checkpoints.TrainingState(None, None, None, {"accumulated_submission_time": 0.0}, [],
+                                  0, 0)
     try:
-        while is_time_remaining and not (validation_goal and test_goal) and not training_complete:
-            if global_step - block_start >= RNG_BLOCK:
-                block_start = global_step
-                rng_block = random_utils.step_rngs(rng_np, global_step, RNG_BLOCK)
-            data_select_rng, update_rng, prep_eval_rng, eval_rng = rng_block[
-                global_step - block_start]
-            batch = sub.data_selection(workload, input_queue, optimizer_state, params,
-                                       model_state, t.hyperparameters, global_step,
-                                       data_select_rng)
-            try:
-                optimizer_state, params, model_state = _check_update_return(
-                    "update_params", sub.update_params(
-                        workload=workload, current_param_container=params,
-                        current_params_types=workload.model_params_types,
-                        model_state=model_state, hyperparameters=t.hyperparameters,
-                        batch=batch, loss_type=workload.loss_type,
-                        optimizer_state=optimizer_state, eval_results=eval_results,
-                        global_step=global_step, rng=update_rng, **update_kwargs))
-            except spec.TrainingCompleteError:
-                training_complete = True
-                stop_reason = "training_complete"
-            global_step += 1
-            if config.max_global_steps is not None and global_step == config.max_global_steps:
-                training_complete = True
-                stop_reason = stop_reason or "max_steps"
-            now = clock()
-            submission_time += now - last_step_end_time
-            train_state["accumulated_submission_time"] = submission_time
-            if (now - last_eval_time) >= eval_period or training_complete:
-                sync((optimizer_state, params, model_state))
-                synced = clock()
-                submission_time += synced - now
-                if sub.prepare_for_eval is not None:
-                    del batch
-                    p0 = clock()
-                    optimizer_state, params, model_state = _check_update_return(
-                        "prepare_for_eval", sub.prepare_for_eval(
-                            workload=workload, current_param_container=params,
-                            current_params_types=workload.model_params_types,
-                            model_state=model_state, hyperparameters=t.hyperparameters,
-                            loss_type=workload.loss_type, optimizer_state=optimizer_state,
-                            eval_results=eval_results, global_step=global_step,
-                            rng=prep_eval_rng))
-                    sync((optimizer_state, params, model_state))
-                    submission_time += clock() - p0
-                train_state["accumulated_submission_time"] = submission_time
-                is_time_remaining = submission_time < t.budget
-                train_state["is_time_remaining"] = is_time_remaining
-                if not is_time_remaining:
-                    stop_reason = "budget_exhausted"
-                else:
-                    e0 = clock()
-                    result = workload.eval_model(
-                        t.eval_batch_size, params, model_state, eval_rng, str(config.data_dir),
-                        str(config.imagenet_v2_data_dir) if config.imagenet_v2_data_dir
-                        else None, global_step)
-                    result = {k: _scalar(v) for k, v in result.items()}
-                    validation_goal = validation_goal or bool(
-                        workload.has_reached_validation_target(result))
-                    test_goal = test_goal or bool(workload.has_reached_test_target(result))
-                    e1 = clock()
-                    last_eval_time = e1
-                    train_state.update(validation_goal_reached=validation_goal,
-                                       test_goal_reached=test_goal, last_eval_time=e1)
-                    train_state["accumulated_eval_time"] += e1 - e0
-                    result["score"] = submission_time
-                    result["total_duration"] = e1 - global_start_time
-                    result["accumulated_submission_time"] = submission_time
-                    result["accumulated_eval_time"] = train_state["accumulated_eval_time"]
-                    result["accumulated_logging_time"] = train_state["accumulated_logging_time"]
-                    eval_results.append((global_step, result))
-                    l0 = clock()
-                    logger.append_scalar_metrics(dict(result), global_step, preemption_count,
-                                                 is_eval=True)
-                    log.append(ev.EVAL, {"global_step": global_step,
-                                         "preemption_count": preemption_count,
-                                         "metrics": result,
-                                         "validation_goal_reached": validation_goal,
-                                         "test_goal_reached": test_goal})
-                    bad = _non_finite_losses(result)
-                    if bad:
-                        raise FloatingPointError(f"non-finite eval loss ({', '.join(bad)})")
-                    if config.save_checkpoints:
-                        train_state["training_complete"] = training_complete
-                        _save_checkpoint(t, log, params, optimizer_state, model_state,
-                                         train_state, eval_results, global_step,
-                                         preemption_count)
-                    train_state["accumulated_logging_time"] += clock() - l0
-                    if validation_goal and test_goal:
-                        stop_reason = "targets_reached"
-                    observer.progress(_snapshot(t, global_step, submission_time, 0.0,
-                                                eval_results))
-            last_step_end_time = clock()
-            train_state["last_step_end_time"] = last_step_end_time
-            if last_step_end_time >= next_progress:
-                rate = (global_step - progress_step) / max(last_step_end_time - progress_time,
-                                                           1e-9)
-                progress_step, progress_time = global_step, last_step_end_time
-                next_progress = last_step_end_time + PROGRESS_INTERVAL_SEC
-                observer.progress(_snapshot(t, global_step, submission_time, rate,
-                                            eval_results))
+        start = _set_up(t, log, logger)
+        s = start.state
+        sampler = hardware.HardwareSampler(log).start()  # hardware_sample events meanwhile
+        stop_reason = _train(t, start, sync, clock, log, logger, observer)
     except UserError:
-        sampler.stop()
+        if sampler is not None:
+            sampler.stop()
         raise
     except Exception as e:  # noqa: BLE001 - a failing submission fails its trial, not the run
         status, stop_reason = "failed", "error"
         error = _trial_error(e, sub)
-        sampler.stop()
-        log.append(ev.ERROR, {"global_step": global_step, "message": error,
+        if sampler is not None:
+            sampler.stop()
+        log.append(ev.ERROR, {"global_step": s.global_step, "message": error,
                               "traceback": traceback.format_exc()})
         if config.debug:
-            log.append(ev.RUN_END, _run_end_data(status, stop_reason, submission_time,
-                                                 global_step, eval_results, error))
+            log.append(ev.RUN_END, _run_end_data(status, stop_reason, s, error))
             raise
-    sampler.stop()  # the trial's last hardware_sample comes before its closing events
-    train_state["training_complete"] = training_complete
+    if sampler is not None:
+        sampler.stop()  # the trial's last hardware_sample comes before its closing events
     if status == "completed":
-        logger.append_scalar_metrics({"score": submission_time}, global_step, preemption_count)
+        logger.append_scalar_metrics({"score": s.train_state["accumulated_submission_time"]},
+                                     s.global_step, s.preemption_count)
         if config.save_checkpoints:
-            _save_checkpoint(t, log, params, optimizer_state, model_state, train_state,
-                             eval_results, global_step, preemption_count)
+            _save_checkpoint(t, log, s)
     logger.finish()
-    log.append(ev.RUN_END, _run_end_data(status, stop_reason, submission_time, global_step,
-                                         eval_results, error))
-    result = TrialResult(
+    log.append(ev.RUN_END, _run_end_data(status, stop_reason, s, error))
+    return TrialResult(
         study=t.study, trial=t.trial, trial_dir=t.trial_dir, status=status,
         reason=stop_reason or "stopped",
-        time_to_target=_time_to_target(t.info, eval_results) if status == "completed"
+        time_to_target=_time_to_target(t.info, s.eval_results) if status == "completed"
         else math.inf,
-        accumulated_submission_time=submission_time, global_step=global_step,
-        num_evals=len(eval_results), preemption_count=preemption_count, error=error)
-    return result
+        accumulated_submission_time=s.train_state["accumulated_submission_time"],
+        global_step=s.global_step, num_evals=len(s.eval_results),
+        preemption_count=s.preemption_count, error=error)
+
+
+def _train(t: _Trial, start: _Start, sync: Callable[[Any], None], clock: Callable[[], float],
+           log: ev.EventLog, logger: MetricLogger, observer: Observer) -> str | None:
+    """The timed loop; updates ``start.state`` in place and returns why it stopped.
+
+    Per step it reads the clock twice and compares (rngs come in blocks of RNG_BLOCK steps);
+    everything else happens at eval points.
+    """
+    workload, sub, config, s = t.workload, t.submission, t.config, start.state
+    ts = s.train_state
+    global_start_time = clock()
+    # The clock is time.perf_counter (monotonic; train_state's times are on it). Before the
+    # first eval of this process -- a fresh trial or a restored one, whose stamps belong to the
+    # old process's clock -- an eval is due at once, as AlgoPerf's 0.0 on the epoch clock is.
+    ts["last_eval_time"] = 0.0
+    last_eval_time = -math.inf
+    last_step_end_time = ts["last_step_end_time"] = global_start_time
+    submission_time = ts["accumulated_submission_time"]
+    eval_period = workload.eval_period_time_sec
+    update_kwargs = ({"train_state": types.MappingProxyType(ts)} if sub.wants_train_state
+                     else {})
+    stop_reason = None
+    block_start = s.global_step
+    rng_block = random_utils.step_rngs(start.rng, block_start, RNG_BLOCK)
+    next_progress = global_start_time
+    progress_step, progress_time = s.global_step, global_start_time
+    while (ts["is_time_remaining"] and not ts["training_complete"]
+           and not (ts["validation_goal_reached"] and ts["test_goal_reached"])):
+        if s.global_step - block_start >= RNG_BLOCK:
+            block_start = s.global_step
+            rng_block = random_utils.step_rngs(start.rng, block_start, RNG_BLOCK)
+        data_select_rng, update_rng, prep_eval_rng, eval_rng = rng_block[
+            s.global_step - block_start]
+        batch = sub.data_selection(workload, start.input_queue, s.optimizer_state, s.params,
+                                   s.model_state, t.hyperparameters, s.global_step,
+                                   data_select_rng)
+        try:
+            s.optimizer_state, s.params, s.model_state = _check_update_return(
+                "update_params", sub.update_params(
+                    workload=workload, current_param_container=s.params,
+                    current_params_types=workload.model_params_types,
+                    model_state=s.model_state, hyperparameters=t.hyperparameters, batch=batch,
+                    loss_type=workload.loss_type, optimizer_state=s.optimizer_state,
+                    eval_results=s.eval_results, global_step=s.global_step, rng=update_rng,
+                    **update_kwargs))
+        except spec.TrainingCompleteError:
+            ts["training_complete"] = True
+            stop_reason = "training_complete"
+        s.global_step += 1
+        if config.max_global_steps is not None and s.global_step == config.max_global_steps:
+            ts["training_complete"] = True
+            stop_reason = stop_reason or "max_steps"
+        now = clock()
+        submission_time += now - last_step_end_time
+        ts["accumulated_submission_time"] = submission_time
+        if (now - last_eval_time) >= eval_period or ts["training_complete"]:
+            sync((s.optimizer_state, s.params, s.model_state))  # charge dispatched work
+            submission_time += clock() - now
+            if sub.prepare_for_eval is not None:
+                del batch
+                p0 = clock()
+                s.optimizer_state, s.params, s.model_state = _check_update_return(
+                    "prepare_for_eval", sub.prepare_for_eval(
+                        workload=workload, current_param_container=s.params,
+                        current_params_types=workload.model_params_types,
+                        model_state=s.model_state, hyperparameters=t.hyperparameters,
+                        loss_type=workload.loss_type, optimizer_state=s.optimizer_state,
+                        eval_results=s.eval_results, global_step=s.global_step,
+                        rng=prep_eval_rng))
+                sync((s.optimizer_state, s.params, s.model_state))
+                submission_time += clock() - p0
+            ts["accumulated_submission_time"] = submission_time
+            ts["is_time_remaining"] = submission_time < t.budget
+            if not ts["is_time_remaining"]:
+                stop_reason = "budget_exhausted"
+            else:
+                result = _evaluate(t, s, eval_rng, global_start_time, clock)
+                last_eval_time = ts["last_eval_time"]
+                l0 = clock()
+                _record_eval(t, s, result, log, logger)
+                ts["accumulated_logging_time"] += clock() - l0
+                if ts["validation_goal_reached"] and ts["test_goal_reached"]:
+                    stop_reason = "targets_reached"
+                observer.progress(_snapshot(t, s, 0.0))
+        last_step_end_time = ts["last_step_end_time"] = clock()
+        if last_step_end_time >= next_progress:
+            rate = (s.global_step - progress_step) / max(last_step_end_time - progress_time,
+                                                         1e-9)
+            progress_step, progress_time = s.global_step, last_step_end_time
+            next_progress = last_step_end_time + PROGRESS_INTERVAL_SEC
+            observer.progress(_snapshot(t, s, rate))
+    return stop_reason
 
 
 def _scalar(value: Any) -> Any:
@@ -415,24 +437,20 @@ def _time_to_target(info: registry.WorkloadInfo, eval_results) -> float:
     return math.inf
 
 
-def _snapshot(t: _Trial, step: int, submission_time: float, rate: float,
-              eval_results) -> Snapshot:
+def _snapshot(t: _Trial, s: checkpoints.TrainingState, rate: float) -> Snapshot:
     return Snapshot(
-        study=t.study, trial=t.trial, num_trials=t.num_trials, global_step=step,
-        submission_time=submission_time, budget=t.budget, steps_per_sec=rate,
-        last_eval=eval_results[-1][1] if eval_results else None,
+        study=t.study, trial=t.trial, num_trials=t.num_trials, global_step=s.global_step,
+        submission_time=s.train_state["accumulated_submission_time"], budget=t.budget,
+        steps_per_sec=rate, last_eval=s.eval_results[-1][1] if s.eval_results else None,
         target_metric=f"validation/{t.info.target_metric_name}",
         target_value=t.workload.validation_target_value)
 
 
-def _save_checkpoint(t, log, params, optimizer_state, model_state, train_state,
-                     eval_results, global_step, preemption_count) -> None:
-    path = checkpoints.save(
-        t.trial_dir, t.config.framework,
-        checkpoints.TrainingState(params, optimizer_state, model_state, dict(train_state),
-                                  eval_results, global_step, preemption_count),
-        keep_intermediate=t.config.save_intermediate_checkpoints)
-    log.append(ev.CHECKPOINT, {"name": path.name, "global_step": global_step,
+def _save_checkpoint(t: _Trial, log: ev.EventLog, s: checkpoints.TrainingState) -> None:
+    state = dataclasses.replace(s, train_state=dict(s.train_state))
+    path = checkpoints.save(t.trial_dir, t.config.framework, state,
+                            keep_intermediate=t.config.save_intermediate_checkpoints)
+    log.append(ev.CHECKPOINT, {"name": path.name, "global_step": s.global_step,
                                "bytes": path.stat().st_size})
 
 
@@ -470,9 +488,11 @@ def _hardware_data(t: _Trial) -> dict[str, Any]:
     return t.hardware.event_data() if t.hardware is not None else {"fingerprint": None}
 
 
-def _run_end_data(status, reason, submission_time, global_step, eval_results, error):
-    return {"status": status, "reason": reason, "accumulated_submission_time": submission_time,
-            "global_step": global_step, "num_evals": len(eval_results), "error": error}
+def _run_end_data(status: str, reason: str | None, s: checkpoints.TrainingState,
+                  error: str | None) -> dict[str, Any]:
+    return {"status": status, "reason": reason,
+            "accumulated_submission_time": s.train_state["accumulated_submission_time"],
+            "global_step": s.global_step, "num_evals": len(s.eval_results), "error": error}
 
 
 def _flags(t: _Trial) -> dict[str, Any]:

@@ -388,3 +388,15 @@ def test_a_v05_submission_importing_algorithmic_efficiency_runs_unmodified(tmp_p
     assert result.status == "completed", result.error
     rows = evals(result)
     assert float(rows[-1]["train/loss"]) < float(rows[0]["train/loss"])
+
+
+def test_exception_in_init_optimizer_state_fails_the_trial_not_the_run(tmp_path):
+    sub = write_submission(tmp_path / "sub", """
+        def init_optimizer_state(workload, model_params, model_state, hyperparameters, rng):
+            raise KeyError("no such optimizer")
+        """)
+    (result,) = run(config(tmp_path, sub))
+    assert result.status == "failed" and result.global_step == 0
+    assert result.error.startswith("KeyError at submission.py:")
+    types = [e["type"] for e in read_events(result.trial_dir / "events.jsonl")]
+    assert types == ["run_start", "error", "run_end"]
