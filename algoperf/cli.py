@@ -21,6 +21,7 @@ class _LazyGroup(click.Group):
         "fingerprint": "algoperf.hardware.command:fingerprint_command",
         "workloads": "algoperf.run_command:workloads",
         "score": "algoperf.scoring.command:score_command",
+        "sweep": "algoperf.sweep.command:sweep",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -23,7 +23,7 @@ from algoperf.sweep.execute import job_statuses
 ROOT = Path(__file__).resolve().parent.parent
 NADAMW = ROOT / "submissions" / "nadamw" / "submission_pytorch.py"
 NADAMW_SELF = ROOT / "submissions" / "nadamw_self_tuning" / "submission_pytorch.py"
-MAX_STEPS = 200
+MAX_STEPS = 3000  # ~4 s of training for the slow trial; the others stop at the target
 SLOW_LR = 1e-5  # never reaches the digits target: such a trial runs all MAX_STEPS steps
 # The Halton draw of seed 0 gives study 0 trial 1 the slow learning rate (asserted below).
 SEARCH_SPACE = {
@@ -94,9 +94,18 @@ def trial_events(plan: Plan, job: Job) -> list[dict]:
 def checkpointed_mid_run(plan: Plan, job: Job, min_step: int = 20) -> bool:
     """The job has saved a checkpoint at ``min_step`` or later and is still training."""
     records = trial_events(plan, job)
-    types = [r["type"] for r in records]
-    return ev.RUN_END not in types and any(
-        r["type"] == ev.CHECKPOINT and r["data"]["global_step"] >= min_step for r in records)
+    if any(r["type"] == ev.RUN_END for r in records):
+        raise AssertionError(f"{job.name} ended before it could be interrupted")
+    return any(r["type"] == ev.CHECKPOINT and r["data"]["global_step"] >= min_step
+               for r in records)
+
+
+def evaluated_mid_run(plan: Plan, job: Job, min_step: int = 20) -> bool:
+    """The job has logged an eval at ``min_step`` or later and is still training."""
+    records = trial_events(plan, job)
+    if any(r["type"] == ev.RUN_END for r in records):
+        raise AssertionError(f"{job.name} ended before it could be interrupted")
+    return any(r["type"] == ev.EVAL and r["data"]["global_step"] >= min_step for r in records)
 
 
 def states(plan: Plan) -> dict[int, str]:
@@ -104,9 +113,9 @@ def states(plan: Plan) -> dict[int, str]:
     return {s.job.index: s.state for s in statuses}
 
 
-def check_grid(plan: Plan) -> None:
+def check_grid(plan: Plan, expect_score: bool = True) -> None:
     """Every planned trial is present exactly once, trained with the plan's hyperparameters
-    and seed, its evals logged once each; the grid scores."""
+    and seed, its evals logged once each; the grid scores (1.0: it reached the target)."""
     statuses, warning = job_statuses(plan)
     assert warning is None
     assert {s.state for s in statuses} == {"done"}, [(s.job.label, s.state, s.detail)
@@ -119,7 +128,9 @@ def check_grid(plan: Plan) -> None:
     for job in plan.jobs:
         trial_dir = plan.trial_dir(job)
         starts = [r for r in trial_events(plan, job) if r["type"] == ev.RUN_START]
-        assert len(starts) == 1 and starts[0]["data"]["seed"] == job.seed
+        assert starts and {s["data"]["seed"] for s in starts} == {job.seed}
+        if plan.save_checkpoints:
+            assert len(starts) == 1
         if plan.ruleset == "external":
             assert trial_files.read_hparams(trial_dir) == job.hyperparameters
         with open(trial_dir / "eval_measurements.csv", newline="") as f:
@@ -129,7 +140,8 @@ def check_grid(plan: Plan) -> None:
                    bootstrap_replicates=0)
     (result,) = report.submissions
     assert result.name == plan.directory.name
-    assert result.score == 1.0  # the only submission, and it reached the digits target
+    if expect_score:
+        assert result.score == 1.0  # the only submission, and it reached the digits target
     bad = {dg.DUPLICATE_TRIAL, dg.CRASHED_TRIAL, dg.UNFINISHED_TRIAL, dg.NO_LOGS,
            dg.MALFORMED_EVENTS, dg.MALFORMED_CSV}
     assert not [w for w in report.warnings if w.kind in bad], report.warnings

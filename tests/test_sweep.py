@@ -12,22 +12,28 @@ from pathlib import Path
 
 import pytest
 from sweep_grid import (
+    MAX_STEPS,
     NADAMW,
     NADAMW_SELF,
     ROOT,
+    SEARCH_SPACE,
+    SLOW_LR,
     algoperf,
     check_grid,
     check_resumed_from_checkpoint,
     checkpointed_mid_run,
+    evaluated_mid_run,
     plan_grid,
     popen_algoperf,
     slow_job,
     states,
+    trial_events,
     wait_until,
 )
 
 from algoperf import __version__
 from algoperf.errors import UserError
+from algoperf.logs import events as ev
 from algoperf.run_command import config_from_options
 from algoperf.run_command import run as run_command
 from algoperf.sweep import ExecOptions, job_config, launch, load_plan, make_plan, write_plan
@@ -82,14 +88,15 @@ def test_plan_lists_the_hyperparameters_and_seeds_of_each_trial(tmp_path):
 
 
 @pytest.mark.parametrize("rules,ruleset,jobs", [
-    ("v0.5", "external", 8 * 5 * 5), ("v0.6", "external", 8 * 3 * 5),
-    ("a100", "external", 9 * 3 * 5), ("v0.5", "self", 8 * 5), ("v0.6", "self", 8 * 3)])
+    ("v0.5", "external", 14 * 5 * 5), ("v0.6", "external", 8 * 3 * 5),
+    ("a100", "external", 9 * 3 * 5), ("v0.5", "self", 14 * 5), ("v0.6", "self", 8 * 3)])
 def test_plan_defaults_follow_the_rules_version(tmp_path, rules, ruleset, jobs):
     submission = NADAMW if ruleset == "external" else NADAMW_SELF
     plan = make_plan(tmp_path / "p", submission, rules=rules, ruleset=ruleset)
     r = registry.get_rules(rules)
     assert len(plan.jobs) == jobs
-    assert plan.workloads == r.base_workloads and plan.num_studies == r.num_studies
+    assert plan.workloads == (*r.base_workloads, *r.held_out_workloads)
+    assert plan.num_studies == r.num_studies
     assert plan.num_trials == (r.num_trials if ruleset == "external" else 1)
     assert all(j.hyperparameters is None for j in plan.jobs) == (ruleset == "self")
 
@@ -259,3 +266,27 @@ def test_local_grid_survives_ctrl_c_resumes_and_scores(tmp_path):
     status = json.loads(algoperf("sweep", "status", str(self_tuning.directory), "--json",
                                  check=True).stdout)
     assert status["complete"] and status["counts"]["done"] == 2
+
+
+def test_without_checkpoints_an_interrupted_job_starts_its_trial_again(tmp_path):
+    space = tmp_path / "slow.json"
+    space.write_text(json.dumps({**SEARCH_SPACE, "learning_rate": {"feasible_points": [SLOW_LR]}}))
+    out = tmp_path / "nadamw"
+    algoperf("sweep", "plan", "--submission", str(NADAMW), "--search-space", str(space),
+             "--workloads", "digits", "--studies", "1", "--trials", "1", "--max-global-steps",
+             str(MAX_STEPS), "--no-checkpoints", "--out", str(out), check=True)
+    plan = load_plan(out)
+    (job,) = plan.jobs
+    sweep = popen_algoperf("sweep", "run", str(out), "--runtime", "host")
+    wait_until(lambda: evaluated_mid_run(plan, job), 120, "a mid-run eval")
+    sweep.send_signal(signal.SIGINT)
+    assert sweep.wait(timeout=60) == 130
+    assert states(plan) == {0: "interrupted"}
+    algoperf("sweep", "resume", str(out), check=True)
+    (status,), _ = job_statuses(plan)
+    assert status.state == "done" and status.detail == "max_steps, restarted 1x"
+    records = trial_events(plan, job)
+    assert not [r for r in records if r["type"] in (ev.CHECKPOINT, ev.RESUME)]
+    assert [r["type"] for r in records].count(ev.RUN_START) == 2
+    assert records[-1]["type"] == ev.RUN_END and records[-1]["data"]["global_step"] == MAX_STEPS
+    check_grid(plan, expect_score=False)
