@@ -14,6 +14,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from algoperf import terminal
+from algoperf.errors import UserError
 from algoperf.sweep import execute, state
 from algoperf.sweep.execute import ExecOptions
 from algoperf.sweep.launch import DEFAULT_RUNTIME, RUNTIMES, parse_algoperf
@@ -133,7 +134,8 @@ def _merge(base: ExecOptions, executor, runtime, parallel, job_args, algoperf_cm
         gpus_per_job=gpus_per_job if gpus_per_job is not None else s.gpus_per_job,
         time_limit=time_limit if time_limit is not None else s.time_limit,
         sbatch_options=tuple(sbatch_options) if sbatch_options else s.sbatch_options,
-        slurm_conf=str(slurm_conf) if slurm_conf is not None else s.slurm_conf)
+        slurm_conf=str(slurm_conf.expanduser().resolve()) if slurm_conf is not None
+        else s.slurm_conf)
     algoperf = parse_algoperf(algoperf_cmd)
     return ExecOptions(
         executor=executor or base.executor, runtime=runtime or base.runtime,
@@ -209,8 +211,6 @@ def _report(plan: Plan, console: Console) -> None:
 @_exec_options
 def run_command(directory: Path, wait: bool, **given) -> None:
     """Run every job of the plan in DIRECTORY (local processes or a Slurm job array)."""
-    from algoperf.errors import UserError
-
     plan = load_plan(directory)
     statuses, _ = execute.job_statuses(plan)
     started = [s for s in statuses if s.attempts or s.trial is not None]
@@ -231,8 +231,6 @@ def resume_command(directory: Path, wait: bool, **given) -> None:
     plan = load_plan(directory)
     statuses, warning = execute.job_statuses(plan)
     if warning:
-        from algoperf.errors import UserError
-
         raise UserError(f"{warning}; resume when it answers (or point at it with "
                         "--slurm-conf PATH)")
     jobs = execute.jobs_to_resume(statuses)
