@@ -20,6 +20,8 @@ class _LazyGroup(click.Group):
         "demo": "algoperf.demo:demo",
         "fingerprint": "algoperf.hardware.command:fingerprint_command",
         "workloads": "algoperf.run_command:workloads",
+        "docker": "algoperf.containers.commands:docker",
+        "env": "algoperf.containers.commands:env",
         "score": "algoperf.scoring.command:score_command",
         "sweep": "algoperf.sweep.command:sweep",
     }

@@ -1,0 +1,259 @@
+"""``algoperf docker run``: `algoperf run` inside the sandbox, orchestrated from the host.
+
+The orchestration is a sequence of small steps (see `docker_run`): connect, plan the run on
+the host, check the image against its lockfile, lay out the mounts and the container's
+arguments, pick the unprivileged user, start the container, stream its output until it exits,
+and clean up. Hardware-profile enforcement and a live witness of ``events.jsonl`` slot in as
+further steps between these.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import docker
+from docker.models.containers import Container
+from docker.models.images import Image
+
+from algoperf.containers import build, engine, verify
+from algoperf.containers.sandbox import BindMount, Sandbox, container_settings
+from algoperf.errors import UserError
+
+DATA = "/data"
+IMAGENET_V2 = "/data-imagenet-v2"
+SUBMISSION = "/submission"
+SEARCH_SPACE = "/inputs/tuning_search_space.json"
+EXPERIMENTS = "/experiments"
+STOP_GRACE_SEC = 30
+
+
+@dataclasses.dataclass(frozen=True)
+class DockerOptions:
+    """The options `algoperf docker run` adds to those of `algoperf run`."""
+
+    image: str
+    memory: str | None = None
+    cpus: float | None = None
+    pids_limit: int = 4096
+    shm_size: str = "2g"
+    tmp_size: str = "4g"
+    gpus: str = "auto"  # "auto", "none" or comma-separated GPU UUIDs
+
+
+@dataclasses.dataclass(frozen=True)
+class ContainerPlan:
+    """Where the run's inputs and outputs go, and the `algoperf run` arguments inside."""
+
+    mounts: tuple[BindMount, ...]
+    run_args: tuple[str, ...]
+    run_dir: Path  # on the host: <experiment-dir>/<experiment-name>
+
+
+def plan_run(run_options: dict[str, Any], debug: bool):
+    """The run as `algoperf run` would see it on the host, checked before anything starts."""
+    from algoperf.run_command import config_from_options
+    from algoperf.runner import validate
+
+    config = config_from_options(debug=debug, **dict(run_options))
+    validate(config)
+    return config
+
+
+def check_image(client: docker.DockerClient, image: Image, submission_dir: Path | None,
+                echo: Callable[[str], None]) -> str:
+    """The image's lockfile hash, once the image is known to match its lockfile (checked in
+    full the first time an image id is seen, remembered after)."""
+    lockfile = build.locked_for(image)
+    if not verify.already_verified(image):
+        echo(f"verifying image {image.short_id} against {lockfile.path.name} (once per image)")
+        problems = verify.verify_image(client, image, submission_dir, echo=echo)
+        if problems:
+            raise UserError(f"image {image.short_id} does not match its lockfile "
+                            f"({len(problems)} differences, first: {problems[0]}); run "
+                            "`algoperf docker verify-image` for all, and rebuild")
+    return lockfile.sha256
+
+
+def _existing(path: Path, what: str, option: str) -> Path:
+    path = path.expanduser().resolve()
+    if not path.exists():
+        raise UserError(f"{what} {path} does not exist; check {option}")
+    return path
+
+
+def plan_container(config, run_options: dict[str, Any], data_dir_given: bool) -> ContainerPlan:
+    """Mounts (inputs read-only, the run folder writable) and the container's arguments."""
+    mounts = []
+    submission = _existing(config.submission_path, "submission", "--submission")
+    folder = submission if submission.is_dir() else submission.parent
+    mounts.append(BindMount(folder, SUBMISSION))
+    inside = {"submission_path": SUBMISSION if submission.is_dir()
+              else f"{SUBMISSION}/{submission.name}"}
+    if config.tuning_search_space is not None:
+        space = _existing(config.tuning_search_space, "search space", "--tuning-search-space")
+        if space.is_relative_to(folder):
+            inside["tuning_search_space"] = f"{SUBMISSION}/{space.relative_to(folder)}"
+        else:
+            mounts.append(BindMount(space, SEARCH_SPACE))
+            inside["tuning_search_space"] = SEARCH_SPACE
+    data_dir = config.data_dir.expanduser().resolve()
+    if data_dir.exists():
+        mounts.append(BindMount(data_dir, DATA))
+    elif data_dir_given:
+        raise UserError(f"data dir {data_dir} does not exist; prepare the dataset there or "
+                        "pass the right --data-dir")
+    inside["data_dir"] = DATA
+    if config.imagenet_v2_data_dir is not None:
+        mounts.append(BindMount(_existing(config.imagenet_v2_data_dir, "data dir",
+                                          "--imagenet-v2-data-dir"), IMAGENET_V2))
+        inside["imagenet_v2_data_dir"] = IMAGENET_V2
+    run_dir = config.experiment_dir.expanduser().resolve() / config.experiment_name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    mounts.append(BindMount(run_dir, f"{EXPERIMENTS}/{config.experiment_name}",
+                            read_only=False))
+    inside["experiment_dir"] = EXPERIMENTS
+    inside["experiment_name"] = config.experiment_name
+    return ContainerPlan(tuple(mounts), tuple(run_arguments({**run_options, **inside})),
+                         run_dir)
+
+
+def run_arguments(values: dict[str, Any]) -> list[str]:
+    """`algoperf run`'s command line for ``values`` (its options by parameter name), built
+    from the command's own option declarations, so a new run option passes through."""
+    from algoperf.run_command import run as run_command
+
+    args = []
+    for param in run_command.params:
+        if not isinstance(param, click.Option) or param.name not in values:
+            continue
+        value = values[param.name]
+        if param.is_flag and param.secondary_opts:
+            args.append(param.opts[0] if value else param.secondary_opts[0])
+        elif param.is_flag:
+            if value:
+                args.append(param.opts[0])
+        elif value is not None:
+            args += [param.opts[0], str(value)]
+    return args
+
+
+def sandbox_user(image: Image) -> tuple[int, int]:
+    """The caller's uid:gid, or the image's unprivileged user when the caller is root."""
+    if os.getuid() != 0:
+        return os.getuid(), os.getgid()
+    uid = int((image.labels or {}).get(build.LABEL + "user-uid", build.DEFAULT_UID))
+    return uid, uid
+
+
+def hand_over(path: Path, uid: int, gid: int) -> None:
+    """Gives ``path`` and everything under it to uid:gid (only root calls this)."""
+    os.chown(path, uid, gid)
+    for folder, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)
+
+
+def gpu_uuids(choice: str, image: Image) -> tuple[str, ...]:
+    """GPUs to request: the listed UUIDs, none, or (auto) every GPU nvidia-smi lists when the
+    image is a CUDA variant."""
+    if choice == "none":
+        return ()
+    if choice != "auto":
+        return tuple(u.strip() for u in choice.split(",") if u.strip())
+    if not (image.labels or {}).get(build.LABEL + "variant", "").endswith("-cuda"):
+        return ()
+    if shutil.which("nvidia-smi") is None:
+        return ()
+    proc = subprocess.run(["nvidia-smi", "--query-gpu=uuid", "--format=csv,noheader"],
+                          capture_output=True, text=True)
+    return tuple(line.strip() for line in proc.stdout.splitlines()
+                 if line.strip().startswith("GPU-")) if proc.returncode == 0 else ()
+
+
+def start(client: docker.DockerClient, sandbox: Sandbox):
+    """Creates the container, attaches to its output, starts it; returns both."""
+    try:
+        container = client.containers.create(**container_settings(sandbox))
+    except docker.errors.APIError as e:
+        raise UserError(f"the engine refused the container: {e.explanation or e}") from None
+    stream = client.api.attach(container.id, stdout=True, stderr=True, stream=True, logs=True,
+                               demux=True)
+    container.start()
+    return container, stream
+
+
+def stream_until_exit(container: Container, stream) -> int:
+    """Copies the container's output live to ours and returns its exit status. Ctrl-C
+    interrupts the run inside (SIGINT, as on the host), then kills it after a grace period."""
+    try:
+        for out, err in stream:
+            if out:
+                sys.stdout.buffer.write(out)
+                sys.stdout.flush()
+            if err:
+                sys.stderr.buffer.write(err)
+                sys.stderr.flush()
+        return int(container.wait()["StatusCode"])
+    except KeyboardInterrupt:
+        return stop(container)
+
+
+def stop(container: Container) -> int:
+    """Stops a running container: SIGINT, then SIGKILL after STOP_GRACE_SEC."""
+    try:
+        container.kill(signal="SIGINT")
+        return int(container.wait(timeout=STOP_GRACE_SEC)["StatusCode"]) or 130
+    except KeyboardInterrupt:
+        pass
+    except docker.errors.APIError:
+        return 130
+    except Exception:  # noqa: BLE001 - a wait that timed out; the container must go
+        pass
+    container.kill()
+    return 130
+
+
+def docker_run(run_options: dict[str, Any], docker_options: DockerOptions, debug: bool = False,
+               data_dir_given: bool = False, echo: Callable[[str], None] = print) -> int:
+    """Runs `algoperf run` with ``run_options`` in the sandbox; returns its exit status."""
+    client = engine.connect()
+    config = plan_run(run_options, debug)
+    image = engine.get_image(client, docker_options.image)
+    submission_dir = config.submission_path if Path(config.submission_path).is_dir() else \
+        Path(config.submission_path).parent
+    lockfile_sha = check_image(client, image, submission_dir, echo)
+    plan = plan_container(config, run_options, data_dir_given)
+    uid, gid = sandbox_user(image)
+    caller = (os.getuid(), os.getgid())
+    if caller[0] == 0:
+        hand_over(plan.run_dir, uid, gid)
+    sandbox = Sandbox(
+        image_id=image.id,
+        command=(("--debug",) if debug else ()) + ("run",) + plan.run_args,
+        mounts=plan.mounts, user=f"{uid}:{gid}",
+        environment={"ALGOPERF_IMAGE_ID": image.id, "ALGOPERF_LOCKFILE_SHA256": lockfile_sha,
+                     "ALGOPERF_SANDBOX": "1"},
+        pids_limit=docker_options.pids_limit, shm_size=docker_options.shm_size,
+        tmp_size=docker_options.tmp_size, memory=docker_options.memory,
+        cpus=docker_options.cpus, gpu_uuids=gpu_uuids(docker_options.gpus, image),
+        tty=sys.stdout.isatty() and sys.stderr.isatty(),
+        labels={build.LABEL + "run-dir": str(plan.run_dir)})
+    container = None
+    try:
+        container, stream = start(client, sandbox)
+        code = stream_until_exit(container, stream)
+        echo(f"logs on the host: {plan.run_dir}")
+        return code
+    finally:
+        if container is not None:
+            container.remove(force=True)
+        if caller[0] == 0:
+            hand_over(plan.run_dir, *caller)
