@@ -102,13 +102,16 @@ def test_plan_defaults_follow_the_rules_version(tmp_path, rules, ruleset, jobs):
 
 
 def test_job_command_parses_back_to_the_job_config(tmp_path):
-    for plan in (small_plan(tmp_path / "e", max_global_steps=7, save_checkpoints=False),
+    for plan in (small_plan(tmp_path / "e", max_global_steps=7, save_checkpoints=False,
+                            data_dir=tmp_path / "data"),
                  make_plan(tmp_path / "s", NADAMW_SELF, ruleset="self",
                            workloads=("digits", "mnist"), num_studies=2)):
         for job in plan.jobs:
             config = job_config(plan, job)
             context = run_command.make_context("run", run_arguments(config))
-            assert config_from_options(**context.params) == config
+            # The default data dir is ~/data where the job runs, expanded there.
+            expected = dataclasses.replace(config, data_dir=config.data_dir.expanduser())
+            assert config_from_options(**context.params) == expected
     command = job_command(config, "docker", ["algoperf"], extra="--reference 'cpu dev'")
     assert command[:3] == ["algoperf", "docker", "run"]
     assert command[-2:] == ["--reference", "cpu dev"]
@@ -172,6 +175,46 @@ def test_changed_submission_is_refused_before_any_job_runs(tmp_path):
     with pytest.raises(UserError, match="changed since the plan was made"):
         launch(plan, plan.jobs, ExecOptions(runtime="host"), "run")
     assert not plan.jobs_dir.exists()
+
+
+def docker_image_ready(image: str) -> str | None:
+    """None when `algoperf docker run` can run ``image``; otherwise why not."""
+    if not docker_available():
+        return "this algoperf has no `algoperf docker run`"
+    import subprocess
+
+    try:
+        engine = subprocess.run(["docker", "image", "inspect", image], capture_output=True,
+                                text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"no Docker engine answers ({e}); start one with .ci/docker-up"
+    if engine.returncode != 0:
+        return (f"image {image} is not built or no engine answers "
+                f"({engine.stderr.strip().splitlines()[-1] if engine.stderr.strip() else '?'});"
+                " .ci/docker-up, then algoperf docker build --variant cpu")
+    return None
+
+
+def test_sweep_runs_jobs_in_containers(tmp_path):
+    image = os.environ.get("ALGOPERF_TEST_IMAGE", "algoperf:cpu")
+    why_not = docker_image_ready(image)
+    if why_not and docker_available() and os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true: {why_not}")
+    if why_not:
+        pytest.skip(why_not)
+    plan = plan_grid(tmp_path, "nadamw_self", "self")
+    done = algoperf("sweep", "run", str(plan.directory), "--parallel", "2", "--job-args",
+                    f"--image {image}")  # the container runtime is the default
+    assert done.returncode == 0, done.stdout + done.stderr
+    check_grid(plan)
+    for job in plan.jobs:
+        (start,) = [r["data"] for r in trial_events(plan, job) if r["type"] == ev.RUN_START]
+        assert start["image_digest"].startswith("sha256:")  # it ran in the image
+        assert " docker run " in job_log_head(plan, job)
+
+
+def job_log_head(plan, job) -> str:
+    return (plan.jobs_dir / "logs" / f"{job.label}.log").read_text()[:2000]
 
 
 def test_container_runtime_says_how_to_get_it_when_missing(tmp_path):

@@ -57,8 +57,8 @@ def sweep() -> None:
               help="Master seed; every trial's seed and the Halton order derive from it.")
 @click.option("--max-global-steps", type=int, default=None,
               help="Stop every trial after this many steps (for trial runs of the grid).")
-@click.option("--data-dir", type=click.Path(path_type=Path), default="~/data",
-              show_default=True)
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Prepared datasets; default: ~/data on the machine each job runs on.")
 @click.option("--checkpoints/--no-checkpoints", "save_checkpoints", default=True,
               show_default=True,
               help="Without checkpoints an interrupted job starts its trial again from step 0.")
@@ -67,7 +67,7 @@ def sweep() -> None:
 def plan_command(submission_path: Path, search_space: Path | None, framework: str | None,
                  rules: str, ruleset: str, workloads: tuple[str, ...], num_studies: int | None,
                  num_trials: int | None, seed: int, max_global_steps: int | None,
-                 data_dir: Path, save_checkpoints: bool, out: Path) -> None:
+                 data_dir: Path | None, save_checkpoints: bool, out: Path) -> None:
     """Plan every job of the grid, with its hyperparameters and seed, into OUT/plan.json."""
     names = tuple(w.strip() for text in workloads for w in text.split(",") if w.strip())
     plan = make_plan(out, submission_path, rules=rules, ruleset=ruleset, framework=framework,

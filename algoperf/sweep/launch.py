@@ -30,13 +30,20 @@ def _run_params() -> list[click.Option]:
 
 
 def run_arguments(config: RunConfig) -> list[str]:
-    """The arguments of `algoperf run` (and `algoperf docker run`) that give ``config``."""
+    """The arguments of `algoperf run` (and `algoperf docker run`) that give ``config``.
+
+    Options at their default are left out: the plan pins the algoperf version, so defaults
+    cannot drift, and `algoperf docker run` takes an explicit --data-dir as a promise that
+    the directory exists (digits needs none).
+    """
     values = dataclasses.asdict(config)
     args: list[str] = []
     for param in _run_params():
         if param.name not in values:
             continue
         value = values[param.name]
+        if value is not None and str(value) == str(param.default):
+            continue
         if param.is_flag:
             if value:
                 args.append(param.opts[0])

@@ -28,6 +28,7 @@ from algoperf.workloads import registry
 PLAN_FORMAT = "algoperf-sweep-plan/1"
 PLAN_FILE = "plan.json"
 SEARCH_SPACE_FILE = "tuning_search_space.json"  # AlgoPerf's name, beside the submission
+DEFAULT_DATA_DIR = runner.RunConfig.data_dir  # "~/data", expanded where the job runs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +71,7 @@ class Plan:
     seed: int
     max_global_steps: int | None
     save_checkpoints: bool
-    data_dir: Path
+    data_dir: Path | None  # None: each job's own default (~/data on the machine it runs on)
     jobs: tuple[Job, ...]
     algoperf_version: str = __version__
 
@@ -107,7 +108,7 @@ def _inputs(plan: Plan) -> dict[str, Any]:
         "seed": plan.seed,
         "max_global_steps": plan.max_global_steps,
         "save_checkpoints": plan.save_checkpoints,
-        "data_dir": str(plan.data_dir),
+        "data_dir": str(plan.data_dir) if plan.data_dir else None,
     }
 
 
@@ -121,7 +122,7 @@ def job_config(plan: Plan, job: Job) -> runner.RunConfig:
         framework=plan.framework,
         experiment_dir=plan.directory.parent,
         experiment_name=plan.directory.name,
-        data_dir=plan.data_dir,
+        data_dir=plan.data_dir or DEFAULT_DATA_DIR,
         ruleset=plan.ruleset,
         tuning_search_space=plan.search_space,
         rules=plan.rules,
@@ -163,7 +164,7 @@ def make_plan(directory: Path, submission_path: Path, *, rules: str = registry.D
               search_space: Path | None = None, workloads: tuple[str, ...] | None = None,
               num_studies: int | None = None, num_trials: int | None = None, seed: int = 0,
               max_global_steps: int | None = None, save_checkpoints: bool = True,
-              data_dir: Path = Path("~/data")) -> Plan:
+              data_dir: Path | None = None) -> Plan:
     """The plan of a study grid; unset sizes and workloads (base workloads and held-out
     variants) follow the rules version.
 
@@ -212,7 +213,7 @@ def make_plan(directory: Path, submission_path: Path, *, rules: str = registry.D
         framework=framework, rules=rules, ruleset=ruleset, workloads=workloads,
         num_studies=num_studies, num_trials=num_trials, seed=seed,
         max_global_steps=max_global_steps, save_checkpoints=save_checkpoints,
-        data_dir=Path(data_dir).expanduser().resolve(), jobs=())
+        data_dir=Path(data_dir).expanduser().resolve() if data_dir else None, jobs=())
     return dataclasses.replace(plan, jobs=tuple(_jobs(plan)))
 
 
@@ -304,7 +305,8 @@ def load_plan(directory: Path) -> Plan:
             workloads=tuple(inputs["workloads"]), num_studies=inputs["num_studies"],
             num_trials=inputs["num_trials"], seed=inputs["seed"],
             max_global_steps=inputs["max_global_steps"],
-            save_checkpoints=inputs["save_checkpoints"], data_dir=Path(inputs["data_dir"]),
+            save_checkpoints=inputs["save_checkpoints"],
+            data_dir=Path(inputs["data_dir"]) if inputs["data_dir"] else None,
             jobs=tuple(Job(j["index"], j["workload"], j["study"], j["trial"], j["seed"],
                            j["hyperparameters"]) for j in doc["jobs"]),
             algoperf_version=made_by)

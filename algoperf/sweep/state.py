@@ -232,9 +232,10 @@ def completeness(plan: Plan, statuses: list[JobStatus]) -> Completeness:
     trials = rules.num_trials if plan.ruleset == "external" else 1
     note = "" if official else (
         f" (unofficial: the {plan.rules} grid is {len(grid)} workloads x "
-        f"{rules.num_studies} studies x {trials} trials)")
+        f"{rules.num_studies} studies x {trials} trial{'s' if trials > 1 else ''})")
     if finished == len(statuses):
-        return Completeness(True, True, f"complete: all {finished} trials ended; score it "
+        return Completeness(True, True, f"complete: all {finished} trial"
+                                        f"{'s' if finished > 1 else ''} ended; score it "
                                         f"with `{score_cmd}`{note}")
     cells: dict[tuple[str, int], bool] = {}
     for s in statuses:
