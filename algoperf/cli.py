@@ -19,11 +19,13 @@ class _LazyGroup(click.Group):
         "run": "algoperf.run_command:run",
         "demo": "algoperf.demo:demo",
         "fingerprint": "algoperf.hardware.command:fingerprint_command",
+        "keys": "algoperf.verification.command:keys_group",
         "workloads": "algoperf.run_command:workloads",
         "docker": "algoperf.containers.commands:docker",
         "env": "algoperf.containers.commands:env",
         "score": "algoperf.scoring.command:score_command",
         "sweep": "algoperf.sweep.command:sweep",
+        "verify": "algoperf.verification.command:verify_command",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -29,6 +29,7 @@ from algoperf.errors import UserError
 SUITE = "bookworm"  # CPython 3.11, which the lockfiles target
 PACKAGES = ("python3", "python3-venv")
 DEFAULT_TAG = "algoperf/base:bookworm"
+IMPORTED_STEP = "Imported from"  # the history of an imported image
 RECIPE_VERSION = 1  # bump when the steps below change what an image contains
 # Removed after debootstrap: caches and docs nothing at run time reads.
 PRUNE = ("var/cache/apt", "var/lib/apt/lists", "usr/share/doc", "usr/share/man",
@@ -98,7 +99,7 @@ def build_base(client: docker.DockerClient, tag: str = DEFAULT_TAG, suite: str =
     if mirror is None:
         raise UserError("no Debian mirror found in /etc/apt; pass --mirror URL")
     recipe = recipe_digest(suite, mirror, PACKAGES)
-    existing = engine.find_labelled(client, base_recipe=recipe)
+    existing = engine.find_labelled(client, IMPORTED_STEP, base_recipe=recipe)
     if existing is not None and not rebuild:
         existing.tag(tag)
         echo(f"base image up to date (recipe {recipe[:12]})")

@@ -33,6 +33,8 @@ from algoperf.errors import UserError
 LABEL = "org.algoperf."
 DEFAULT_UID = 1000  # the image's unprivileged user `algoperf`
 SUBMISSION_REQUIREMENTS = "requirements.txt"
+# Labels are applied in key order after the Dockerfile's steps; this one comes last.
+LAST_LABEL = "LABEL org.opencontainers.image.revision="
 
 
 def default_tag(variant: str) -> str:
@@ -137,7 +139,7 @@ def build_image(client: docker.DockerClient, variant: Variant, base_image: str |
         }
         inputs = _digest({"dockerfile": sha256_file(dockerfile), **labels})
         labels[LABEL + "inputs-sha256"] = inputs
-        existing = engine.find_labelled(client, inputs_sha256=inputs)
+        existing = engine.find_labelled(client, LAST_LABEL, inputs_sha256=inputs)
         if existing is not None and not no_cache:
             existing.tag(tag)
             echo(f"image up to date (inputs {inputs[:12]})")
@@ -250,7 +252,7 @@ def build_submission_image(client: docker.DockerClient, image: Image, submission
     inputs = _digest({"dockerfile": hashlib.sha256(_SUBMISSION_DOCKERFILE.encode()).hexdigest(),
                       **labels})
     labels[LABEL + "inputs-sha256"] = inputs
-    existing = engine.find_labelled(client, inputs_sha256=inputs)
+    existing = engine.find_labelled(client, LAST_LABEL, inputs_sha256=inputs)
     if existing is not None:
         existing.tag(tag)
         echo(f"submission image up to date (inputs {inputs[:12]})")

@@ -94,13 +94,15 @@ def plan_container(config, run_options: dict[str, Any], data_dir_given: bool) ->
     mounts = []
     submission = _existing(config.submission_path, "submission", "--submission")
     folder = submission if submission.is_dir() else submission.parent
-    mounts.append(BindMount(folder, SUBMISSION))
-    inside = {"submission_path": SUBMISSION if submission.is_dir()
-              else f"{SUBMISSION}/{submission.name}"}
+    # Under its own name, so that names derived from the path are the same inside.
+    folder_inside = f"{SUBMISSION}/{folder.name}"
+    mounts.append(BindMount(folder, folder_inside))
+    inside = {"submission_path": folder_inside if submission.is_dir()
+              else f"{folder_inside}/{submission.name}"}
     if config.tuning_search_space is not None:
         space = _existing(config.tuning_search_space, "search space", "--tuning-search-space")
         if space.is_relative_to(folder):
-            inside["tuning_search_space"] = f"{SUBMISSION}/{space.relative_to(folder)}"
+            inside["tuning_search_space"] = f"{folder_inside}/{space.relative_to(folder)}"
         else:
             mounts.append(BindMount(space, SEARCH_SPACE))
             inside["tuning_search_space"] = SEARCH_SPACE

@@ -36,8 +36,15 @@ def get_image(client: docker.DockerClient, ref: str) -> Image:
         raise UserError(f"cannot look up image {ref!r}: {e.explanation or e}") from None
 
 
-def find_labelled(client: docker.DockerClient, **labels: str) -> Image | None:
-    """The newest local image carrying all ``labels`` (``org.algoperf.``-prefixed keys)."""
+def find_labelled(client: docker.DockerClient, top_step: str, **labels: str) -> Image | None:
+    """The newest local image carrying all ``labels`` (``org.algoperf.``-prefixed keys) whose
+    last build step contains ``top_step``. Images built FROM another inherit its labels; the
+    top step tells the image that was labelled apart from those derived from it."""
     filters = {"label": [f"org.algoperf.{k.replace('_', '-')}={v}" for k, v in labels.items()]}
-    images = client.images.list(filters=filters)
-    return max(images, key=lambda i: i.attrs.get("Created", ""), default=None)
+    images = sorted(client.images.list(filters=filters), key=lambda i: i.attrs.get("Created", ""),
+                    reverse=True)
+    def top(image: Image) -> str:
+        last = image.history()[0]
+        return f"{last.get('CreatedBy') or ''} {last.get('Comment') or ''}"
+
+    return next((i for i in images if top_step in top(i)), None)

@@ -117,8 +117,8 @@ def test_container_arguments_are_algoperf_run_options_with_paths_inside(tmp_path
     config = config_from_options(**dict(values))
     plan = plan_container(config, values, data_dir_given=True)
     inside = _run_values(list(plan.run_args))
-    assert inside["submission_path"] == Path("/submission/submission_pytorch.py")
-    assert inside["tuning_search_space"] == Path("/submission/tuning_search_space.json")
+    assert inside["submission_path"] == Path("/submission/nadamw/submission_pytorch.py")
+    assert inside["tuning_search_space"] == Path("/submission/nadamw/tuning_search_space.json")
     assert inside["data_dir"] == Path("/data") and inside["experiment_dir"] == Path("/experiments")
     assert inside["experiment_name"] == "nadamw"
     assert inside["seed"] == 3 and inside["save_checkpoints"] is False and inside["overwrite"]
@@ -129,7 +129,7 @@ def test_container_arguments_are_algoperf_run_options_with_paths_inside(tmp_path
         "experiment_name")}
     writable = [m for m in plan.mounts if not m.read_only]
     assert writable == [BindMount(tmp_path / "runs" / "nadamw", "/experiments/nadamw", False)]
-    assert BindMount(SUBMISSION, "/submission") in plan.mounts
+    assert BindMount(SUBMISSION, "/submission/nadamw") in plan.mounts
 
 
 def test_missing_data_dir_given_explicitly_is_one_line(tmp_path):

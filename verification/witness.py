@@ -1,0 +1,251 @@
+"""The witness: the host reading a run's event logs live, with its own clock, and signing that.
+
+A run in a sandbox writes its ``events.jsonl`` files into a directory the host can read. The
+`Witness` polls that directory from a host thread the sandbox cannot reach: it reads each new
+complete line as it appears and notes the line's hash (the chain head after it) with the
+host's own receive times (``time.time`` and ``time.monotonic``). When the run is over,
+`Witness.sign` writes one signed record per trial directory, ``witness_<k>.dsse.json``
+(``k`` counts earlier witnesses of the same trial, e.g. before a preemption): an in-toto
+Statement whose subject is the prefix of ``events.jsonl`` it saw and whose predicate lists
+every observation.
+
+What this catches, at verification: a log rewritten afterwards (a hash differs from one the
+witness saw), a log extended afterwards (lines the witness never saw), and a run whose clocks
+were faked inside the sandbox (its claimed durations disagree with the host's receive times).
+Lines already in a file when the witness started are recorded as not live: they were not
+witnessed as they were written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from algoperf.logs.atomic import write_atomic
+from algoperf.logs.events import EVENTS_FILENAME
+from algoperf.verification import dsse, statement
+from algoperf.verification.keys import SigningKey, TrustedKeys
+from algoperf.verification.seal import utc_now
+
+WITNESS_PREFIX = "witness_"
+WITNESS_SUFFIX = ".dsse.json"
+POLL_SEC = 0.05
+RESCAN_SEC = 0.5
+
+
+def witness_files(trial_dir: Path) -> list[Path]:
+    """The trial's witness records, in the order they were made."""
+    found = []
+    for path in trial_dir.glob(f"{WITNESS_PREFIX}*{WITNESS_SUFFIX}"):
+        number = path.name[len(WITNESS_PREFIX):-len(WITNESS_SUFFIX)]
+        if number.isdigit():
+            found.append((int(number), path))
+    return [p for _, p in sorted(found)]
+
+
+@dataclasses.dataclass
+class _Tail:
+    """What the witness has read of one events file."""
+
+    path: Path
+    started_wall: float
+    started_mono: float
+    offset: int = 0
+    partial: bytes = b""
+    lines: int = 0
+    head: str = hashlib.sha256(b"").hexdigest()
+    digest: Any = dataclasses.field(default_factory=hashlib.sha256)
+    inode: int | None = None
+    observations: list[list[Any]] = dataclasses.field(default_factory=list)
+    anomalies: list[str] = dataclasses.field(default_factory=list)
+
+    def read(self, live: bool) -> None:
+        """Reads what was appended since the last call, noting each complete line."""
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            self._anomaly(f"{EVENTS_FILENAME} disappeared after {self.lines} lines")
+            return
+        if self.inode is None:
+            self.inode = stat.st_ino
+        elif stat.st_ino != self.inode:
+            self._anomaly(f"{EVENTS_FILENAME} was replaced by another file after "
+                          f"{self.lines} lines")
+            return
+        if stat.st_size < self.offset:
+            self._anomaly(f"{EVENTS_FILENAME} shrank from {self.offset} to {stat.st_size} "
+                          "bytes")
+            return
+        if stat.st_size == self.offset:
+            return
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read(stat.st_size - self.offset)
+        t_wall, t_mono = time.time(), time.monotonic()
+        self.offset += len(data)
+        chunk = self.partial + data
+        complete, _, self.partial = chunk.rpartition(b"\n")
+        if not _:
+            self.partial = chunk
+            return
+        for line in complete.split(b"\n"):
+            self.lines += 1
+            self.head = hashlib.sha256(line).hexdigest()
+            self.digest.update(line + b"\n")
+            self.observations.append([self.lines, self.head, t_wall, t_mono, live])
+
+    def _anomaly(self, text: str) -> None:
+        if not self.anomalies or self.anomalies[-1] != text:
+            self.anomalies.append(text)
+
+
+class Witness:
+    """Watches every ``events.jsonl`` under ``root`` from a background thread.
+
+    Use ``start()`` before the run begins and ``stop()`` once it has ended, then ``sign()``;
+    or use it as a context manager around the run (it stops on exit, it does not sign).
+    """
+
+    def __init__(self, root: str | os.PathLike, poll_sec: float = POLL_SEC,
+                 rescan_sec: float = RESCAN_SEC, observer: dict[str, Any] | None = None) -> None:
+        self.root = Path(root)
+        self.poll_sec = poll_sec
+        self.rescan_sec = rescan_sec
+        self.observer = dict(observer or {})
+        self._tails: dict[Path, _Tail] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.started_at = ""
+        self.stopped_at = ""
+
+    def start(self) -> Witness:
+        self.started_at = utc_now()
+        self._discover(live=False)  # what exists now was not witnessed being written
+        self._thread = threading.Thread(target=self._loop, name="algoperf-witness", daemon=True)
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        next_rescan = 0.0
+        while not self._stop.wait(self.poll_sec):
+            now = time.monotonic()
+            if now >= next_rescan:
+                self._discover(live=True)
+                next_rescan = now + self.rescan_sec
+            self._poll()
+
+    def _discover(self, live: bool) -> None:
+        for path in self.root.rglob(EVENTS_FILENAME) if self.root.is_dir() else []:
+            if path not in self._tails:
+                tail = _Tail(path, time.time(), time.monotonic())
+                with self._lock:
+                    self._tails[path] = tail
+                    tail.read(live)
+
+    def _poll(self) -> None:
+        with self._lock:
+            for tail in self._tails.values():
+                tail.read(live=True)
+
+    def stop(self) -> None:
+        """Stops watching after a last look at every file (idempotent)."""
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+            self._discover(live=True)
+            self._poll()
+            self.stopped_at = utc_now()
+
+    def __enter__(self) -> Witness:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def trial_dirs(self) -> list[Path]:
+        return sorted(path.parent for path in self._tails)
+
+    def sign(self, key: SigningKey) -> list[Path]:
+        """Writes a signed witness record into each watched trial directory; returns them."""
+        self.stop()
+        written = []
+        for path, tail in sorted(self._tails.items()):
+            written.append(_write_record(path.parent, tail, key, self._predicate(tail)))
+        return written
+
+    def _predicate(self, tail: _Tail) -> dict[str, Any]:
+        return {
+            "observer": {"name": "algoperf", "clock": "host time.time and time.monotonic",
+                         "poll_sec": self.poll_sec, **self.observer},
+            "started_at": self.started_at,
+            "stopped_at": self.stopped_at,
+            "watch_started": {"t_wall": tail.started_wall, "t_mono": tail.started_mono},
+            "events": {"file": EVENTS_FILENAME, "lines": tail.lines, "head": tail.head,
+                       "bytes": tail.offset - len(tail.partial)},
+            "observation_fields": ["line", "sha256", "t_wall", "t_mono", "live"],
+            "observations": tail.observations,
+            "anomalies": tail.anomalies,
+        }
+
+
+def _write_record(trial_dir: Path, tail: _Tail, key: SigningKey,
+                  predicate: dict[str, Any]) -> Path:
+    subjects = {EVENTS_FILENAME: tail.digest.hexdigest()}
+    payload = statement.statement_bytes(statement.statement(subjects, statement.WITNESS,
+                                                            predicate))
+    path = trial_dir / f"{WITNESS_PREFIX}{len(witness_files(trial_dir))}{WITNESS_SUFFIX}"
+    return write_atomic(path, dsse.envelope_bytes(dsse.sign_envelope(payload, key)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Observation:
+    line: int  # counting from 1
+    sha256: str
+    t_wall: float
+    t_mono: float
+    live: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class WitnessRecord:
+    """A witness record whose signature verified."""
+
+    name: str
+    events_sha256: str  # of the prefix the witness saw
+    lines: int
+    observations: tuple[Observation, ...]
+    anomalies: tuple[str, ...]
+    keyid: str
+
+
+def open_witness(name: str, data: bytes, trusted: TrustedKeys) -> WitnessRecord:
+    """The verified content of a witness file. Raises ValueError naming what is wrong."""
+    payload, keyid = dsse.open_envelope(data, trusted)
+    subjects, predicate = statement.parse_statement(payload, statement.WITNESS)
+    if EVENTS_FILENAME not in subjects:
+        raise ValueError(f"the witness record does not name {EVENTS_FILENAME}")
+    events = predicate.get("events")
+    raw = predicate.get("observations")
+    if not isinstance(events, dict) or not isinstance(events.get("lines"), int):
+        raise ValueError("the witness record has no line count")
+    if not isinstance(raw, list):
+        raise ValueError("the witness record has no observations")
+    observations = []
+    for entry in raw:
+        if (not isinstance(entry, list) or len(entry) != 5 or not isinstance(entry[0], int)
+                or not isinstance(entry[1], str)
+                or not all(isinstance(v, int | float) for v in entry[2:4])):
+            raise ValueError(f"malformed observation {entry!r}")
+        observations.append(Observation(entry[0], entry[1], float(entry[2]), float(entry[3]),
+                                        bool(entry[4])))
+    anomalies = predicate.get("anomalies") or []
+    return WitnessRecord(name, subjects[EVENTS_FILENAME], events["lines"], tuple(observations),
+                         tuple(str(a) for a in anomalies), keyid)
