@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from algoperf import checkpoints, frameworks, hardware, random_utils, spec, tuning
+from algoperf import checkpoints, datasets, frameworks, hardware, random_utils, spec, tuning
 from algoperf.errors import UserError
 from algoperf.logs import events as ev
 from algoperf.logs import trial_files
@@ -479,7 +479,7 @@ def _run_start_data(t: _Trial) -> dict[str, Any]:
         **_hardware_data(t),
         "image_digest": os.environ.get("ALGOPERF_IMAGE_ID"),
         "lockfile_sha256": os.environ.get("ALGOPERF_LOCKFILE_SHA256"),
-        "dataset_manifest_root": None,
+        "dataset_manifest_root": datasets.recorded_root(t.config.data_dir, t.info.dataset),
     }
 
 
@@ -543,6 +543,12 @@ def _finished(trial_dir: Path) -> dict[str, Any] | None:
     return end
 
 
+def trial_seed(master_seed: int, workload: str, study: int, trial: int) -> int:
+    """The seed of one trial, derived from the run's master seed (never shared, never
+    Python's salted hash())."""
+    return tuning.derive_seed(master_seed, "study", study, "workload", workload, "trial", trial)
+
+
 def plan_trials(config: RunConfig, seed: int) -> dict[int, list[tuple[int, Any]]]:
     """study -> [(trial number, hyperparameters)] for the studies and trials this run does."""
     rules = registry.get_rules(config.rules)
@@ -551,7 +557,9 @@ def plan_trials(config: RunConfig, seed: int) -> dict[int, list[tuple[int, Any]]
         return {k: [(1, None)] for k in studies}
     space = tuning.load_search_space(config.tuning_search_space)
     num_trials = config.num_tuning_trials or rules.num_trials
-    num_plan_studies = max(rules.num_studies, max(studies) + 1)
+    # Drawn for at least the rules' studies, so study k gets the same points whether it runs
+    # alone (--study k) or with the others, and never shares points with another study.
+    num_plan_studies = max(rules.num_studies, config.num_studies, max(studies) + 1)
     assigned = tuning.assign_trials(space, num_plan_studies, num_trials,
                                     tuning.derive_seed(seed, "search", config.workload))
     lo = config.hparam_start_index or 0
@@ -649,8 +657,7 @@ def run(config: RunConfig, observer: Observer | None = None,
             t = _Trial(config=config, submission=submission, workload=workload, info=info,
                        study=study, trial=trial_number, num_trials=len(trials),
                        trial_dir=trial_dir, hyperparameters=hyperparameters,
-                       seed=tuning.derive_seed(seed, "study", study, "workload",
-                                               config.workload, "trial", trial_number),
+                       seed=trial_seed(seed, config.workload, study, trial_number),
                        budget=budget, batch_size=bs, eval_batch_size=eval_bs, hardware=machine)
             observer.trial_started(study, trial_number, len(trials), hyperparameters)
             with ev.EventLog(trial_dir / "events.jsonl") as log:

@@ -138,11 +138,6 @@ def job_config(plan: Plan, job: Job) -> runner.RunConfig:
     )
 
 
-def _trial_seed(master_seed: int, workload: str, study: int, trial: int) -> int:
-    # The runner's per-trial seed (runner.run derives it with exactly this path).
-    return tuning.derive_seed(master_seed, "study", study, "workload", workload, "trial", trial)
-
-
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -234,7 +229,7 @@ def _jobs(plan: Plan) -> list[Job]:
                                     f"{trial - 1} or add configurations")
                 ((_, hp),) = drawn
                 jobs.append(dataclasses.replace(
-                    draft, seed=_trial_seed(plan.seed, workload, study, trial),
+                    draft, seed=runner.trial_seed(plan.seed, workload, study, trial),
                     hyperparameters=hp._asdict() if hp is not None else None))
     return jobs
 
