@@ -171,7 +171,7 @@ def timing(t: Trial) -> Check:
     end = t.run_end[1]["data"] if t.run_end else {}
     problems = check_timing(points, _float(data.get("eval_period_sec")),
                             _float(data.get("budget_sec")),
-                            end.get("reason") in FORCED_FINAL_EVAL)
+                            str(end.get("reason")) in FORCED_FINAL_EVAL)
     return check("timing", problems, f"clocks consistent over {len(points)} evals; evals "
                  f"{data.get('eval_period_sec')}s apart or more; all within the "
                  f"{data.get('budget_sec')}s budget")
