@@ -18,6 +18,7 @@ class _LazyGroup(click.Group):
     COMMANDS = {
         "run": "algoperf.run_command:run",
         "demo": "algoperf.demo:demo",
+        "datasets": "algoperf.datasets.command:datasets",
         "fingerprint": "algoperf.hardware.command:fingerprint_command",
         "keys": "algoperf.verification.command:keys_group",
         "workloads": "algoperf.run_command:workloads",

@@ -152,7 +152,8 @@ _ROWS: list[WorkloadInfo] = [
     # Development workloads.
     _w("mnist", "mnist", "mnist", "accuracy", _MAX, 0.97, 0.97, 60, 7813, 10,
        module="mnist.mnist", class_name="MnistWorkload", dev=True),
-    _w("cifar", "cifar", "cifar10", "accuracy", _MAX, 0.85, 0.85, 3600, 4883, 600, dev=True),
+    _w("cifar", "cifar", "cifar10", "accuracy", _MAX, 0.85, 0.85, 3600, 4883, 600,
+       module="cifar.cifar", class_name="CifarWorkload", dev=True),
     # Ours: scikit-learn's bundled 8x8 digits, no download. Target and budget were set from
     # measured NAdamW baseline runs on a 2-core CPU (see docs/workloads.md): every seed reached
     # 0.97 validation accuracy within 90 steps (about a second on an idle machine, under 30 s on

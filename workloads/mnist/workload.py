@@ -48,7 +48,7 @@ def check_files(directory: Path) -> None:
     if missing:
         raise UserError(
             f"MNIST files missing in {directory}: {', '.join(missing)}; download the official "
-            f"MNIST files ({', '.join(names)}) into that directory."
+            f"MNIST files with: algoperf datasets download mnist --data-dir {directory.parent}"
         )
 
 
