@@ -124,7 +124,7 @@ def test_image_with_one_changed_file_fails_verify_image(client, cpu_image):
     try:
         result = algoperf("docker", "verify-image", tampered)
     finally:
-        client.images.remove(tampered, force=True)
+        client.images.remove(tampered, force=True, noprune=True)
     assert result.returncode == 1
     assert "changed lib/python3.11/site-packages/optax/__init__.py" in result.stdout
     assert "optax/__pycache__/__init__.cpython-311.pyc" in result.stdout  # byte code vs source
@@ -136,7 +136,7 @@ def test_image_built_from_another_lockfile_is_one_line(client, cpu_image):
     try:
         result = algoperf("docker", "verify-image", other)
     finally:
-        client.images.remove(other, force=True)
+        client.images.remove(other, force=True, noprune=True)
     assert result.returncode == 2
     assert result.stderr.startswith("error: lockfile mismatch") and \
         result.stderr.count("\n") == 1
