@@ -62,11 +62,13 @@ def run_options(fn):
 
 
 def config_from_options(debug: bool = False, **options):
+    """The RunConfig of `algoperf run`'s options; the experiment name defaults to the
+    submission's folder name (the folder itself when a folder is given)."""
     from algoperf.runner import RunConfig
 
-    name = options.pop("experiment_name") or Path(options["submission_path"]).resolve().parent.name
-    if Path(options["submission_path"]).is_dir():
-        name = options.get("experiment_name") or Path(options["submission_path"]).resolve().name
+    submission = Path(options["submission_path"]).resolve()
+    default_name = submission.name if submission.is_dir() else submission.parent.name
+    name = options.pop("experiment_name") or default_name
     return RunConfig(experiment_name=name, debug=debug,
                      data_dir=Path(options.pop("data_dir")).expanduser(), **options)
 

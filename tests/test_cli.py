@@ -88,3 +88,18 @@ def test_existing_experiment_is_refused_then_resumed(tmp_path):
     assert_one_line_error(algoperf(*run_args(tmp_path, "--max-global-steps", "2")), 2,
                           "already exists; pass --resume")
     assert algoperf(*run_args(tmp_path, "--max-global-steps", "2", "--resume")).returncode == 0
+
+
+def test_experiment_name_defaults_to_the_submission_folder_and_can_be_set(tmp_path):
+    from algoperf.run_command import config_from_options
+
+    def config(**extra):
+        options = dict(submission_path=BASELINE, workload="digits", framework="pytorch",
+                       experiment_dir=tmp_path, experiment_name=None, data_dir="~/data")
+        options.update(extra)
+        return config_from_options(**options)
+
+    assert config().experiment_name == "nadamw_self_tuning"
+    assert config(submission_path=BASELINE / "submission_jax.py").experiment_name == (
+        "nadamw_self_tuning")
+    assert config(experiment_name="mine").experiment_name == "mine"
