@@ -277,13 +277,15 @@ class Fetcher:
                 raise ChecksumMismatch(url, job.sha256, digest)
 
     def _transfer(self, url: str, job: Job, partial: Path) -> str:
-        """Fills ``partial`` with all ``job.size`` bytes, resuming; returns their sha256."""
+        """Fills ``partial`` with all ``job.size`` bytes, resuming; returns their sha256,
+        computed as the bytes arrive (the bytes already on disk are hashed once)."""
         source = self._source(url)
+        hashed = _PrefixHash()
         attempt = 0
         while True:
             have = partial.stat().st_size if partial.exists() else 0
             if have == job.size:
-                return _sha256(partial)
+                return hashed.at(partial, have).hexdigest()
             if have > job.size:  # not this file: start over
                 self._restart(job, partial, have)
                 continue
@@ -294,7 +296,7 @@ class Fetcher:
                         continue
                     if start < have:  # the server ignored Range and sends everything
                         self._restart(job, partial, have)
-                    self._write(job, partial, chunks, start)
+                    self._write(job, partial, chunks, start, hashed.at(partial, start))
                 if partial.stat().st_size < job.size:
                     raise _Transient("the server closed the connection early")
             except _Transient:
@@ -309,7 +311,8 @@ class Fetcher:
             pass
         self._on_bytes(job, -have)
 
-    def _write(self, job: Job, partial: Path, chunks: Iterator[bytes], start: int) -> None:
+    def _write(self, job: Job, partial: Path, chunks: Iterator[bytes], start: int,
+               hashed: _PrefixHash) -> None:
         written = start
         try:
             with open(partial, "ab") as f:
@@ -320,6 +323,7 @@ class Fetcher:
                         raise _SourceFailed(f"sends more than the {job.size:,} bytes the "
                                             "manifest says")
                     f.write(chunk)
+                    hashed.update(chunk)
                     written += len(chunk)
                     self._on_bytes(job, len(chunk))
         except OSError as e:
@@ -330,6 +334,34 @@ class Fetcher:
                     f"{job.dest.name}{PARTIAL_SUFFIX}); free space and run the same command "
                     "again to resume") from None
             raise
+
+
+class _PrefixHash:
+    """The running sha256 of a partial file's first ``length`` bytes."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self.length = 0
+
+    def at(self, path: Path, length: int) -> _PrefixHash:
+        """Makes this the hash of ``path``'s first ``length`` bytes (re-reading only when the
+        bytes hashed so far are not exactly those)."""
+        if length != self.length:
+            self._digest, self.length = hashlib.sha256(), 0
+            with open(path, "rb") as f:
+                while self.length < length:
+                    chunk = f.read(min(CHUNK, length - self.length))
+                    if not chunk:
+                        break
+                    self.update(chunk)
+        return self
+
+    def update(self, chunk: bytes) -> None:
+        self._digest.update(chunk)
+        self.length += len(chunk)
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
 
 
 def _sha256(path: Path) -> str:

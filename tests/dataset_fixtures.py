@@ -210,11 +210,15 @@ def mnist_files(num_train: int = 60_000, num_test: int = 10_000) -> dict[str, by
     return files
 
 
-def cifar_images(count: int, seed: int) -> tuple[np.ndarray, list[int]]:
+def cifar_images(count: int, seed: int, noise: bool = False) -> tuple[np.ndarray, list[int]]:
     """``count`` images as CIFAR rows (uint8 (N, 3072), R, G, B planes) and labels: a
-    class-coloured square on a dark background, the index in the first pixels."""
-    labels = np.random.RandomState(seed).randint(0, 10, count)
+    class-coloured square on a dark background (or on random pixels, which compress as badly
+    as photographs, with ``noise``), the index in the first pixels."""
+    random = np.random.RandomState(seed)
+    labels = random.randint(0, 10, count)
     images = np.zeros((count, 3, 32, 32), np.uint8)
+    if noise:
+        images[:] = random.randint(0, 256, images.shape, dtype=np.uint8)
     for label in range(10):
         rows = labels == label
         images[rows, label % 3, 8:24, 8:24] = 60 + 19 * label
@@ -229,19 +233,19 @@ def _pickled(obj) -> bytes:
 
 
 def cifar_archive(path: Path, per_batch: int, num_test: int, extra: dict[str, bytes] | None = None,
-                  compresslevel: int = 1) -> tuple[np.ndarray, np.ndarray]:
+                  compresslevel: int = 1, noise: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Writes a CIFAR-10 python tar.gz with ``per_batch`` images in each of the five training
     batches and ``num_test`` test images; returns all train and test rows' labels."""
     members = {}
     train_labels = []
     for i in range(1, 6):
-        data, labels = cifar_images(per_batch, seed=i)
+        data, labels = cifar_images(per_batch, seed=i, noise=noise)
         data[:, 1] = i  # batch number, so batch order is visible
         members[f"data_batch_{i}"] = _pickled({
             b"batch_label": f"training batch {i} of 5".encode(), b"labels": labels,
             b"data": data, b"filenames": [b"img_%d.png" % k for k in range(per_batch)]})
         train_labels += labels
-    data, test_labels = cifar_images(num_test, seed=0)
+    data, test_labels = cifar_images(num_test, seed=0, noise=noise)
     members["test_batch"] = _pickled({b"batch_label": b"testing batch 1 of 1",
                                       b"labels": test_labels, b"data": data,
                                       b"filenames": [b"t_%d.png" % k for k in range(num_test)]})
