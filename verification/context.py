@@ -44,22 +44,18 @@ class Trial:
     log: ScannedLog
     options: Options
     table: ExpectedTable = dataclasses.field(init=False)
+    rel: str = dataclasses.field(init=False)  # the trial's path relative to the root
+    events_name: str = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
         self.table = expected_eval_table(self.log.records)
-
-    @property
-    def rel(self) -> str:
         rel = self.path.relative_to(self.root).as_posix()
-        return "" if rel == "." else rel
+        self.rel = "" if rel == "." else rel
+        self.events_name = self.name(ev.EVENTS_FILENAME)
 
     def name(self, file: str) -> str:
         """``file`` of this trial, as reports name it (relative to the verified root)."""
         return f"{self.rel}/{file}" if self.rel else file
-
-    @property
-    def events_name(self) -> str:
-        return self.name(ev.EVENTS_FILENAME)
 
     @property
     def starts(self) -> list[tuple[int, dict[str, Any]]]:

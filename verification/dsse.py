@@ -13,6 +13,7 @@ import binascii
 import json
 from typing import Any
 
+from algoperf.verification.eventlog import loads
 from algoperf.verification.keys import SigningKey, TrustedKeys
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -52,8 +53,8 @@ def open_envelope(data: bytes, trusted: TrustedKeys,
     signature from a trusted key, or a signature that does not verify.
     """
     try:
-        envelope = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
+        envelope = loads(data)
+    except ValueError as e:
         raise EnvelopeError(f"not JSON ({e})") from None
     if not isinstance(envelope, dict):
         raise EnvelopeError("not a DSSE envelope (a JSON object is expected)")
@@ -88,8 +89,8 @@ def read_payload_unverified(data: bytes) -> bytes:
     """The payload of an envelope without checking any signature (for reports when no key is
     given). Raises EnvelopeError when ``data`` is not an envelope."""
     try:
-        envelope = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
+        envelope = loads(data)
+    except ValueError as e:
         raise EnvelopeError(f"not JSON ({e})") from None
     if not isinstance(envelope, dict):
         raise EnvelopeError("not a DSSE envelope (a JSON object is expected)")

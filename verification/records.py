@@ -6,6 +6,7 @@ small JSON files beside it; signatures and the witness are in `signatures`.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -249,11 +250,10 @@ def hardware(t: Trial) -> Check:
             uncertifiable.append(f"no hardware fingerprint ({record['type']} line {line})")
             continue
         try:
-            fingerprint = Fingerprint.from_json(raw)
+            fingerprint, digest, key = _fingerprint(raw)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             problems.append(Problem(t.events_name, line, f"unreadable fingerprint ({e})"))
             continue
-        digest = fingerprint.digest()
         if data.get("fingerprint_digest") != digest or raw.get("digest") != digest:
             problems.append(Problem(t.events_name, line, "the fingerprint digest does not "
                                     "match the fingerprint's fields"))
@@ -264,11 +264,10 @@ def hardware(t: Trial) -> Check:
                                  "--reference")
             continue
         try:
-            profile = load_profile(profile_name)
+            differences = _mismatches(fingerprint, key, profile_name)
         except UserError as e:
             problems.append(Problem(t.events_name, line, f"reference profile: {e}"))
             continue
-        differences = [d for d in compare(fingerprint, profile) if d.enforced]
         if differences:
             if data.get("certifiable") and profile_name == recorded:
                 problems.append(Problem(t.events_name, line, f"claims to match {recorded} but "
@@ -282,6 +281,29 @@ def hardware(t: Trial) -> Check:
     if uncertifiable:
         return Check("hardware", UNCERTIFIABLE, uncertifiable[0])
     return Check("hardware", PASS, f"matches reference {t.options.reference or recorded}")
+
+
+def _fingerprint(raw: dict[str, Any]) -> tuple[Fingerprint, str, str]:
+    """A recorded fingerprint, its recomputed digest and a key naming it exactly (the same
+    machine's fingerprint, recorded by every trial of a leaderboard, is read once)."""
+    key = json.dumps(raw, sort_keys=True)
+    if key not in _FINGERPRINTS:
+        fingerprint = Fingerprint.from_json(raw)
+        _FINGERPRINTS[key] = (fingerprint, fingerprint.digest(), key)
+    return _FINGERPRINTS[key]
+
+
+def _mismatches(fingerprint: Fingerprint, key: str, profile_name: str) -> list:
+    """The enforced fields where the fingerprint differs from the profile."""
+    if (key, profile_name) not in _COMPARED:
+        _COMPARED[key, profile_name] = [d for d in compare(fingerprint,
+                                                           load_profile(profile_name))
+                                        if d.enforced]
+    return _COMPARED[key, profile_name]
+
+
+_FINGERPRINTS: dict[str, tuple[Fingerprint, str, str]] = {}
+_COMPARED: dict[tuple[str, str], list] = {}
 
 
 def environment(t: Trial, seal_run: dict[str, Any] | None) -> Check:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime
 from collections.abc import Iterable
 from typing import Any
@@ -58,8 +59,8 @@ def _where(identity: dict[str, Any]) -> str:
 
 
 def witness(t: Trial) -> Check:
-    """The witness records: signed, agreeing with every line, covering the whole log, and
-    agreeing with the run's claimed durations within the stated tolerance."""
+    """The witness records: signed, agreeing with the log's bytes and heads, covering the whole
+    log, and agreeing with the run's claimed durations within the stated tolerance."""
     paths = witness_files(t.path)
     if not paths:
         return Check("witness", UNCERTIFIABLE, "no witness record: the run's events were not "
@@ -78,27 +79,26 @@ def witness(t: Trial) -> Check:
             continue
         records.append(record)
         problems += _record_problems(t, record)
-    live, seen = _coverage(records)
-    problems += _unseen_problems(t, seen)
-    problems += _timing_problems(t, live)
+    lines = len(t.log.line_hashes)
+    seen = max((r.lines for r in records), default=0)
+    if lines > seen and records:
+        problems.append(Problem(t.events_name, seen + 1, f"lines {seen + 1}-{lines} were never "
+                                "seen by a witness: written after it stopped"))
+    problems += _timing_problems(t, records)
     if problems:
         return check("witness", problems, "")
-    early = sorted(seen - set(live))
-    tol = f"{t.options.witness_abs_tol:g}s + {t.options.witness_rel_tol:.0%}"
+    early = _not_live(records, lines)
     if early:
         return Check("witness", UNCERTIFIABLE, f"lines {_ranges(early)} were written before "
                      "any witness watched the log")
-    return Check("witness", PASS, f"{len(records)} witness record(s) agree with all "
-                 f"{len(t.log.line_hashes)} lines; claimed durations within {tol} of the "
-                 "host's clock")
+    tol = f"{t.options.witness_abs_tol:g}s + {t.options.witness_rel_tol:.0%}"
+    return Check("witness", PASS, f"{len(records)} witness record(s) agree with all {lines} "
+                 f"lines; claimed durations within {tol} of the host's clock")
 
 
 def _record_problems(t: Trial, record: WitnessRecord) -> list[Problem]:
     problems = [Problem(record.name, None, f"the witness saw: {a}") for a in record.anomalies]
     hashes = t.log.line_hashes
-    if t.log.prefix_sha256(record.lines) != record.events_sha256:
-        problems.append(Problem(t.events_name, None, f"the first {record.lines} lines are not "
-                                "the bytes the witness saw"))
     for obs in record.observations:
         if obs.line < 1 or obs.line > len(hashes):
             problems.append(Problem(t.events_name, obs.line, f"gone: the witness saw this "
@@ -106,67 +106,80 @@ def _record_problems(t: Trial, record: WitnessRecord) -> list[Problem]:
         elif hashes[obs.line - 1] != obs.sha256:
             problems.append(Problem(t.events_name, obs.line, f"changed after the witness saw "
                                     f"it at {_time(obs.t_wall)}"))
+    if not problems and t.log.prefix_sha256(record.lines) != record.events_sha256:
+        if record.lines > len(hashes):
+            problems.append(Problem(t.events_name, len(hashes) + 1, f"gone: the witness read "
+                                    f"{record.lines} lines, the log has {len(hashes)}"))
+        else:
+            problems.append(Problem(t.events_name, None, f"the first {record.lines} lines are "
+                                    "not the bytes the witness read (a line it did not time, "
+                                    "such as a hardware sample, was changed)"))
     return problems
 
 
-def _coverage(records: Iterable[WitnessRecord]) -> tuple[dict[int, Observation], set[int]]:
-    """(line -> the first live sighting of it, every line seen at all)."""
+def _not_live(records: Iterable[WitnessRecord], lines: int) -> list[int]:
+    """The lines no witness saw being written (they were there when it started)."""
+    live = sorted((r.preexisting, r.lines) for r in records)
+    early, covered = [], 0
+    for start, end in live:
+        if start > covered:
+            early += range(covered + 1, min(start, lines) + 1)
+        covered = max(covered, end)
+    return early
+
+
+def _timing_problems(t: Trial, records: Iterable[WitnessRecord]) -> list[Problem]:
+    """Within each process (segment), claimed durations against the host's receive times."""
     live: dict[int, Observation] = {}
-    seen: set[int] = set()
     for record in records:
         for obs in record.observations:
-            seen.add(obs.line)
-            if obs.live:
-                live.setdefault(obs.line, obs)
-    return live, seen
-
-
-def _unseen_problems(t: Trial, seen: set[int]) -> list[Problem]:
-    unseen = [n for n in range(1, len(t.log.line_hashes) + 1) if n not in seen]
-    if not unseen:
+            live.setdefault(obs.line, obs)
+    if not live:
         return []
-    return [Problem(t.events_name, unseen[0], f"lines {_ranges(unseen)} were never seen by a "
-                    "witness: written after it stopped")]
-
-
-def _timing_problems(t: Trial, live: dict[int, Observation]) -> list[Problem]:
-    """Within each process (segment), claimed durations against the host's receive times."""
-    abs_tol, rel_tol = t.options.witness_abs_tol, t.options.witness_rel_tol
+    starts = [line for line, _ in t.starts]
+    by_line = {line: record for line, record in t.log.records if line in live}
+    segments: dict[int, list[tuple[int, dict[str, Any], Observation]]] = {}
+    for line in sorted(by_line):
+        segment = bisect.bisect_right(starts, line) - 1
+        segments.setdefault(segment, []).append((line, by_line[line], live[line]))
     problems = []
-    for start_line, segment in _segments(t):
-        observed = [(line, r, live[line]) for line, r in segment if line in live]
-        if not observed:
-            continue
-        line0, r0, h0 = observed[0]
-        for line, r, h in observed[1:]:  # the record clock (time.monotonic) vs the host's
-            if _number(r["t_mono"]) is None or _number(r0["t_mono"]) is None:
-                problems.append(Problem(t.events_name, line, "t_mono is not a number"))
-                break
-            claimed, passed = r["t_mono"] - r0["t_mono"], h.t_mono - h0.t_mono
-            if abs(claimed - passed) > abs_tol + rel_tol * passed:
-                problems.append(Problem(t.events_name, line, f"its time stamp is {claimed:.3f}s "
-                                        f"after line {line0}'s, the witness saw {passed:.3f}s "
-                                        "pass"))
-                break
+    for segment, observed in segments.items():
+        start_line = starts[segment] if segment >= 0 else None
+        problems += _record_clock_problems(t, observed)
         evals = [(line, r, h) for line, r, h in observed if r["type"] == ev.EVAL]
-        problems += _eval_clock_problems(t, evals, start_line, live, abs_tol, rel_tol)
+        problems += _eval_clock_problems(t, evals, start_line, live)
     return problems
 
 
-def _eval_clock_problems(t: Trial, evals: list, start_line: int,
-                         live: dict[int, Observation], abs_tol: float,
-                         rel_tol: float) -> list[Problem]:
+def _record_clock_problems(t: Trial, observed: list) -> list[Problem]:
+    """The record clock (time.monotonic in the run) against the host's."""
+    abs_tol, rel_tol = t.options.witness_abs_tol, t.options.witness_rel_tol
+    line0, r0, h0 = observed[0]
+    for line, r, h in observed[1:]:
+        mono, mono0 = _number(r["t_mono"]), _number(r0["t_mono"])
+        if mono is None or mono0 is None:
+            return [Problem(t.events_name, line, "t_mono is not a number")]
+        claimed, passed = mono - mono0, h.t_mono - h0.t_mono
+        if abs(claimed - passed) > abs_tol + rel_tol * abs(passed):
+            return [Problem(t.events_name, line, f"its time stamp is {claimed:.3f}s after line "
+                            f"{line0}'s, the witness saw {passed:.3f}s pass")]
+    return []
+
+
+def _eval_clock_problems(t: Trial, evals: list, start_line: int | None,
+                         live: dict[int, Observation]) -> list[Problem]:
     """The runner's clock (total_duration) against the host's, between evals of a process,
     and from the process's start record to its first eval."""
     if not evals:
         return []
+    abs_tol, rel_tol = t.options.witness_abs_tol, t.options.witness_rel_tol
     problems = []
     line0, r0, h0 = evals[0]
     total0 = _total(r0)
-    start = live.get(start_line)
+    start = live.get(start_line) if start_line is not None else None
     if start is not None and total0 is not None:
         passed = h0.t_mono - start.t_mono
-        if total0 > passed + abs_tol + rel_tol * passed:
+        if total0 > passed + abs_tol + rel_tol * abs(passed):
             problems.append(Problem(t.events_name, line0, f"claims {total0:.3f}s since the "
                                     f"training loop started, the witness saw only "
                                     f"{passed:.3f}s since line {start_line}"))
@@ -175,7 +188,7 @@ def _eval_clock_problems(t: Trial, evals: list, start_line: int,
         if total is None or total0 is None:
             continue
         claimed, passed = total - total0, h.t_mono - h0.t_mono
-        if abs(claimed - passed) > abs_tol + rel_tol * passed:
+        if abs(claimed - passed) > abs_tol + rel_tol * abs(passed):
             problems.append(Problem(t.events_name, line, f"claims {claimed:.3f}s of wall time "
                                     f"since the eval on line {line0}, the witness saw "
                                     f"{passed:.3f}s: the run's clock was not the host's"))
@@ -191,16 +204,6 @@ def _number(value: Any) -> float | None:
 def _total(record: dict[str, Any]) -> float | None:
     metrics = record["data"].get("metrics")
     return _number(metrics.get("total_duration")) if isinstance(metrics, dict) else None
-
-
-def _segments(t: Trial) -> list[tuple[int, list[tuple[int, dict[str, Any]]]]]:
-    """(start line, records) per process: each run_start or resume opens a segment."""
-    segments: list[tuple[int, list[tuple[int, dict[str, Any]]]]] = []
-    for line, record in t.log.records:
-        if record["type"] in (ev.RUN_START, ev.RESUME) or not segments:
-            segments.append((line, []))
-        segments[-1][1].append((line, record))
-    return segments
 
 
 def _time(t_wall: float) -> str:

@@ -17,6 +17,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from algoperf.verification.eventlog import loads
+
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 SEAL = "urn:algoperf:run-seal:v1"
 WITNESS = "urn:algoperf:witness:v1"
@@ -46,8 +48,8 @@ def parse_statement(payload: bytes, predicate_type: str) -> tuple[dict[str, str]
     Raises ValueError naming what is wrong with the Statement.
     """
     try:
-        data = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as e:
+        data = loads(payload)
+    except ValueError as e:
         raise ValueError(f"the statement is not JSON ({e})") from None
     if not isinstance(data, dict) or data.get("_type") != STATEMENT_TYPE:
         raise ValueError("not an in-toto Statement v1")

@@ -2,18 +2,20 @@
 
 A run in a sandbox writes its ``events.jsonl`` files into a directory the host can read. The
 `Witness` polls that directory from a host thread the sandbox cannot reach: it reads each new
-complete line as it appears and notes the line's hash (the chain head after it) with the
-host's own receive times (``time.time`` and ``time.monotonic``). When the run is over,
-`Witness.sign` writes one signed record per trial directory, ``witness_<k>.dsse.json``
-(``k`` counts earlier witnesses of the same trial, e.g. before a preemption): an in-toto
-Statement whose subject is the prefix of ``events.jsonl`` it saw and whose predicate lists
-every observation.
+complete line as it appears, keeps a running sha256 of everything it read, and notes, for every
+event except the periodic ``hardware_sample`` ones (so: every start, eval, checkpoint, error
+and the end), the chain head after that line with the host's own receive times
+(``time.time`` and ``time.monotonic``). When the run is over, `Witness.sign` writes one signed
+record per trial directory, ``witness_<k>.dsse.json`` (``k`` counts earlier witnesses of the
+same trial, e.g. before a preemption): an in-toto Statement whose subject is the prefix of
+``events.jsonl`` it saw (its sha256 covers every line, samples included) and whose predicate
+lists the observations.
 
-What this catches, at verification: a log rewritten afterwards (a hash differs from one the
-witness saw), a log extended afterwards (lines the witness never saw), and a run whose clocks
-were faked inside the sandbox (its claimed durations disagree with the host's receive times).
-Lines already in a file when the witness started are recorded as not live: they were not
-witnessed as they were written.
+What this catches, at verification: a log rewritten afterwards (the prefix digest, and the
+head of an observed line, differ), a log extended afterwards (lines the witness never saw),
+and a run whose clocks were faked inside the sandbox (its claimed durations disagree with the
+host's receive times). Lines already in a file when the witness started are counted as
+``preexisting_lines``: they were not witnessed as they were written.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 from algoperf.logs.atomic import write_atomic
 from algoperf.logs.events import EVENTS_FILENAME
 from algoperf.verification import dsse, statement
+from algoperf.verification.eventlog import loads
 from algoperf.verification.keys import SigningKey, TrustedKeys
 from algoperf.verification.seal import utc_now
 
@@ -36,6 +39,8 @@ WITNESS_PREFIX = "witness_"
 WITNESS_SUFFIX = ".dsse.json"
 POLL_SEC = 0.05
 RESCAN_SEC = 0.5
+UNOBSERVED_TYPES = frozenset({"hardware_sample"})  # covered by the digest, not timed
+OBSERVATION_FIELDS = ["line", "sha256", "t_wall", "t_mono"]
 
 
 def witness_files(trial_dir: Path) -> list[Path]:
@@ -61,6 +66,7 @@ class _Tail:
     head: str = hashlib.sha256(b"").hexdigest()
     digest: Any = dataclasses.field(default_factory=hashlib.sha256)
     inode: int | None = None
+    preexisting: int = 0  # lines already there when watching began
     observations: list[list[Any]] = dataclasses.field(default_factory=list)
     anomalies: list[str] = dataclasses.field(default_factory=list)
 
@@ -97,11 +103,22 @@ class _Tail:
             self.lines += 1
             self.head = hashlib.sha256(line).hexdigest()
             self.digest.update(line + b"\n")
-            self.observations.append([self.lines, self.head, t_wall, t_mono, live])
+            if not live:
+                self.preexisting = self.lines
+            elif _event_type(line) not in UNOBSERVED_TYPES:
+                self.observations.append([self.lines, self.head, t_wall, t_mono])
 
     def _anomaly(self, text: str) -> None:
         if not self.anomalies or self.anomalies[-1] != text:
             self.anomalies.append(text)
+
+
+def _event_type(line: bytes) -> Any:
+    try:
+        record = loads(line)
+    except ValueError:
+        return None  # not a record: observed, and the verifier says what is wrong with it
+    return record.get("type") if isinstance(record, dict) else None
 
 
 class Witness:
@@ -189,8 +206,10 @@ class Witness:
             "stopped_at": self.stopped_at,
             "watch_started": {"t_wall": tail.started_wall, "t_mono": tail.started_mono},
             "events": {"file": EVENTS_FILENAME, "lines": tail.lines, "head": tail.head,
-                       "bytes": tail.offset - len(tail.partial)},
-            "observation_fields": ["line", "sha256", "t_wall", "t_mono", "live"],
+                       "bytes": tail.offset - len(tail.partial),
+                       "preexisting_lines": tail.preexisting},
+            "unobserved_types": sorted(UNOBSERVED_TYPES),
+            "observation_fields": OBSERVATION_FIELDS,
             "observations": tail.observations,
             "anomalies": tail.anomalies,
         }
@@ -208,10 +227,9 @@ def _write_record(trial_dir: Path, tail: _Tail, key: SigningKey,
 @dataclasses.dataclass(frozen=True)
 class Observation:
     line: int  # counting from 1
-    sha256: str
+    sha256: str  # the chain head after the line
     t_wall: float
     t_mono: float
-    live: bool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,9 +237,10 @@ class WitnessRecord:
     """A witness record whose signature verified."""
 
     name: str
-    events_sha256: str  # of the prefix the witness saw
+    events_sha256: str  # of the first ``lines`` lines, as the witness read them
     lines: int
-    observations: tuple[Observation, ...]
+    preexisting: int  # lines that were there before the witness watched
+    observations: tuple[Observation, ...]  # live, in line order
     anomalies: tuple[str, ...]
     keyid: str
 
@@ -233,19 +252,23 @@ def open_witness(name: str, data: bytes, trusted: TrustedKeys) -> WitnessRecord:
     if EVENTS_FILENAME not in subjects:
         raise ValueError(f"the witness record does not name {EVENTS_FILENAME}")
     events = predicate.get("events")
+    if not isinstance(events, dict) or not all(
+            isinstance(events.get(k), int) for k in ("lines", "preexisting_lines")):
+        raise ValueError("the witness record has no line counts")
     raw = predicate.get("observations")
-    if not isinstance(events, dict) or not isinstance(events.get("lines"), int):
-        raise ValueError("the witness record has no line count")
-    if not isinstance(raw, list):
-        raise ValueError("the witness record has no observations")
+    if not isinstance(raw, list) or predicate.get("observation_fields") != OBSERVATION_FIELDS:
+        raise ValueError("the witness record has no observations in the expected fields")
     observations = []
     for entry in raw:
-        if (not isinstance(entry, list) or len(entry) != 5 or not isinstance(entry[0], int)
+        if (not isinstance(entry, list) or len(entry) != 4 or not isinstance(entry[0], int)
                 or not isinstance(entry[1], str)
-                or not all(isinstance(v, int | float) for v in entry[2:4])):
+                or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                           for v in entry[2:])):
             raise ValueError(f"malformed observation {entry!r}")
-        observations.append(Observation(entry[0], entry[1], float(entry[2]), float(entry[3]),
-                                        bool(entry[4])))
+        observations.append(Observation(entry[0], entry[1], float(entry[2]), float(entry[3])))
     anomalies = predicate.get("anomalies") or []
-    return WitnessRecord(name, subjects[EVENTS_FILENAME], events["lines"], tuple(observations),
+    if not isinstance(anomalies, list):
+        raise ValueError("the witness record's anomalies are not a list")
+    return WitnessRecord(name, subjects[EVENTS_FILENAME], events["lines"],
+                         events["preexisting_lines"], tuple(observations),
                          tuple(str(a) for a in anomalies), keyid)
