@@ -101,16 +101,22 @@ def verify_image(image: str, submission_dir: Path | None, find_links: tuple[str,
 @click.option("--tmp-size", default="4g", show_default=True, help="Size of the in-memory /tmp.")
 @click.option("--gpus", default="auto", show_default=True,
               help="auto (every GPU, for a CUDA image), none, or comma-separated GPU UUIDs.")
+@click.option("--signing-key", default=None, envvar="ALGOPERF_SIGNING_KEY",
+              type=click.Path(path_type=Path, dir_okay=False),
+              help="Organizer's private key (algoperf keys generate): the host witnesses the "
+                   "run and seals each trial (docs/verify.md). Env: ALGOPERF_SIGNING_KEY.")
 @click.pass_context
 def run(ctx: click.Context, image: str, memory: str | None, cpus: float | None,
-        pids_limit: int, shm_size: str, tmp_size: str, gpus: str, **options) -> None:
+        pids_limit: int, shm_size: str, tmp_size: str, gpus: str, signing_key: Path | None,
+        **options) -> None:
     """`algoperf run` in the sandboxed container; takes every option of `algoperf run`."""
     from algoperf.containers.docker_run import DockerOptions, docker_run
 
     given = ctx.get_parameter_source("data_dir") is not click.core.ParameterSource.DEFAULT
     code = docker_run(options, DockerOptions(image=image, memory=memory, cpus=cpus,
                                              pids_limit=pids_limit, shm_size=shm_size,
-                                             tmp_size=tmp_size, gpus=gpus),
+                                             tmp_size=tmp_size, gpus=gpus,
+                                             signing_key=signing_key),
                       debug=(ctx.obj or {}).get("debug", False), data_dir_given=given,
                       echo=_echo)
     sys.exit(code)

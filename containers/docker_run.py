@@ -9,6 +9,7 @@ further steps between these.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -46,6 +47,7 @@ class DockerOptions:
     shm_size: str = "2g"
     tmp_size: str = "4g"
     gpus: str = "auto"  # "auto", "none" or comma-separated GPU UUIDs
+    signing_key: Path | None = None  # the organizer's key: witness, sign and seal the run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,6 +225,20 @@ def stop(container: Container) -> int:
     return 130
 
 
+def _signing(docker_options: DockerOptions, plan: ContainerPlan, config, image: Image,
+             lockfile_sha: str, echo: Callable[[str], None]):
+    """With the organizer's key: the host witnesses the run live, then signs and seals each
+    trial (algoperf.verification.signing); without one, the run is unsigned."""
+    if docker_options.signing_key is None:
+        echo("unsigned run: pass --signing-key (the organizer's key) to witness and seal it")
+        return contextlib.nullcontext()
+    from algoperf.verification.signing import run_facts, signed_run
+
+    facts = run_facts(image.id, lockfile_sha, config.submission_path, config.framework)
+    return signed_run(docker_options.signing_key, plan.run_dir,
+                      [m.source for m in plan.mounts], facts, echo)
+
+
 def docker_run(run_options: dict[str, Any], docker_options: DockerOptions, debug: bool = False,
                data_dir_given: bool = False, echo: Callable[[str], None] = print) -> int:
     """Runs `algoperf run` with ``run_options`` in the sandbox; returns its exit status."""
@@ -250,8 +266,9 @@ def docker_run(run_options: dict[str, Any], docker_options: DockerOptions, debug
         labels={build.LABEL + "run-dir": str(plan.run_dir)})
     container = None
     try:
-        container, stream = start(client, sandbox)
-        code = stream_until_exit(container, stream)
+        with _signing(docker_options, plan, config, image, lockfile_sha, echo):
+            container, stream = start(client, sandbox)
+            code = stream_until_exit(container, stream)
         echo(f"logs on the host: {plan.run_dir}")
         return code
     finally:

@@ -500,3 +500,13 @@ def test_verify_command_exit_codes_and_one_line_errors(signed_run, keys, tmp_pat
     generated = algoperf("keys", "generate", "--out", "k")
     assert generated.returncode == 0 and (tmp_path / "k" / "organizer.pub").is_file()
     assert os.stat(tmp_path / "k" / "organizer.key").st_mode & 0o077 == 0
+
+
+def test_signing_key_inside_a_folder_the_container_sees_is_refused(tmp_path):
+    from algoperf.verification.signing import signed_run
+
+    mounted = tmp_path / "submission"
+    private, _ = generate_keypair(mounted)
+    with pytest.raises(UserError, match="inside .* which the container can read"):
+        with signed_run(private, tmp_path / "runs", [mounted], {}):
+            pass

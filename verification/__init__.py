@@ -28,6 +28,7 @@ Modules: `keys` (Ed25519), `dsse` (signed envelopes), `statement` (in-toto State
 `eventlog` (one-pass chain reader), `tables` (the CSV the events imply), `timing` (clock
 invariants), `seal` and `witness` (what the host signs), `records` and `signatures` (the
 checks of one trial), `trial` and `legacy` (a trial of ours, or of AlgoPerf), `tree`,
-`scores` (recomputed scores and claims), `verify`, `reexecute`, `certificate`, `command`.
+`scores` (recomputed scores and claims), `verify`, `reexecute`, `certificate`, `command`,
+`signing` (what `algoperf docker run --signing-key` does around its container).
 See docs/verify.md.
 """

@@ -159,7 +159,8 @@ def _scores(v: Verification) -> list[str]:
         return []
     lines = []
     for board in v.recomputed.leaderboards:
-        lines += ["", f"## Recomputed scores: {board.path} (rules {board.rules}, "
+        where = v.tree.root.name if board.path == "." else board.path
+        lines += ["", f"## Recomputed scores: {where} (rules {board.rules}, "
                   f"{board.ruleset} tuning)", "",
                   "| submission | score | workloads reached |", "|---|---|---|"]
         for s in board.submissions:
