@@ -1,13 +1,18 @@
-"""Shared test settings: where the real AlgoPerf logs are, and CI's refusal to skip them.
+"""Shared test settings: the real AlgoPerf logs, and the real Docker engine and images.
 
 The real logs live in ../shared/algoperf-logs beside the checkout (as on the developers'
 machines and in CI). Tests that need them skip elsewhere, but under CI=true a missing folder
 fails the session: the published-score reproduction must never pass by being skipped.
+
+The engine fixtures build the base and the cpu image once per session (reused across sessions
+while their inputs are unchanged). Without an engine the tests using them skip with the reason;
+under CI=true they fail instead (.ci/docker-up starts one).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,3 +27,42 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             f"CI=true but the real AlgoPerf logs are missing at {ALGOPERF_LOGS}; "
             "check out ../shared beside the repository or set ALGOPERF_LOGS"
         )
+
+
+def _engine_unavailable(reason: str):
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true needs a Docker engine: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def client():
+    """A docker SDK client of the real engine."""
+    from algoperf.containers import engine
+    from algoperf.errors import UserError
+
+    try:
+        return engine.connect(timeout=1800)
+    except UserError as e:
+        _engine_unavailable(str(e))
+
+
+@pytest.fixture(scope="session")
+def base_image(client):
+    """The Debian base image built with debootstrap (no registry)."""
+    from algoperf.containers import base
+    from algoperf.errors import UserError
+
+    try:
+        return base.build_base(client, echo=lambda m: print(m, file=sys.stderr))
+    except UserError as e:
+        _engine_unavailable(f"cannot build the base image: {e}")
+
+
+@pytest.fixture(scope="session")
+def cpu_image(client, base_image):
+    """The `cpu` image of the committed lockfile, on the base image."""
+    from algoperf.containers import base, build, variants
+
+    return build.build_image(client, variants.get_variant("cpu"), base_image=base.DEFAULT_TAG,
+                             echo=lambda m: print(m, file=sys.stderr))

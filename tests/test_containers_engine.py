@@ -19,48 +19,15 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
-from algoperf.containers import base, build, engine, variants, verify
+from algoperf.containers import base, build, variants, verify
 from algoperf.containers.sandbox import RUN_LABEL
-from algoperf.errors import UserError
 from algoperf.logs.events import read_events
 
 ROOT = Path(__file__).resolve().parent.parent
 NADAMW = ROOT / "submissions" / "nadamw"
-CI = os.environ.get("CI") == "true"
 SIX = ("six==1.17.0 "
        "--hash=sha256:4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274 "
        "--hash=sha256:ff70335d468e7eb6ec65b95b99d3a2836546063f63acc5171de367e834932a81\n")
-
-
-def _unavailable(reason: str):
-    if CI:
-        pytest.fail(f"CI=true needs a Docker engine: {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def client():
-    try:
-        return engine.connect(timeout=1800)
-    except UserError as e:
-        _unavailable(str(e))
-
-
-@pytest.fixture(scope="session")
-def base_image(client):
-    try:
-        return base.build_base(client, echo=lambda m: print(m, file=sys.stderr))
-    except UserError as e:
-        _unavailable(f"cannot build the base image: {e}")
-
-
-@pytest.fixture(scope="session")
-def cpu_image(client, base_image):
-    return build.build_image(client, variants.get_variant("cpu"),
-                             base_image=base.DEFAULT_TAG,
-                             echo=lambda m: print(m, file=sys.stderr))
 
 
 def algoperf(*args: str, env: dict | None = None, timeout: float = 600

@@ -177,31 +177,8 @@ def test_changed_submission_is_refused_before_any_job_runs(tmp_path):
     assert not plan.jobs_dir.exists()
 
 
-def docker_image_ready(image: str) -> str | None:
-    """None when `algoperf docker run` can run ``image``; otherwise why not."""
-    if not docker_available():
-        return "this algoperf has no `algoperf docker run`"
-    import subprocess
-
-    try:
-        engine = subprocess.run(["docker", "image", "inspect", image], capture_output=True,
-                                text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"no Docker engine answers ({e}); start one with .ci/docker-up"
-    if engine.returncode != 0:
-        return (f"image {image} is not built or no engine answers "
-                f"({engine.stderr.strip().splitlines()[-1] if engine.stderr.strip() else '?'});"
-                " .ci/docker-up, then algoperf docker build --variant cpu")
-    return None
-
-
-def test_sweep_runs_jobs_in_containers(tmp_path):
-    image = os.environ.get("ALGOPERF_TEST_IMAGE", "algoperf:cpu")
-    why_not = docker_image_ready(image)
-    if why_not and docker_available() and os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true: {why_not}")
-    if why_not:
-        pytest.skip(why_not)
+def test_sweep_runs_jobs_in_containers(tmp_path, cpu_image):
+    image = cpu_image.id
     plan = plan_grid(tmp_path, "nadamw_self", "self")
     done = algoperf("sweep", "run", str(plan.directory), "--parallel", "2", "--job-args",
                     f"--image {image}")  # the container runtime is the default
