@@ -34,6 +34,7 @@ from algoperf.verification.legacy import verify_legacy_trial
 from algoperf.verification.scores import Claims, Recomputed, compare_claims, recompute
 from algoperf.verification.tree import Tree, find_trials
 from algoperf.verification.trial import verify_trial
+from algoperf.workloads import registry
 
 PARALLEL_MIN_TRIALS = 16
 PARALLEL_MIN_BYTES = 64 << 20
@@ -75,7 +76,7 @@ def _one(args: tuple[str, str, Options, str | None]) -> TrialVerdict:
     root, path, options, rules = args
     if (Path(path) / EVENTS_FILENAME).exists():
         return verify_trial(root, path, options)
-    return verify_legacy_trial(root, path, rules or "v0.6")
+    return verify_legacy_trial(root, path, rules or registry.DEFAULT_RULES)
 
 
 def verify_trials(tree: Tree, options: Options, rules: str | None = None,
@@ -145,7 +146,10 @@ def verify(path: str | os.PathLike, options: Options | None = None, *,
     checks = across_trials(tree, verdicts)
     facts = {str(trial): v.facts for trial, v in zip(tree.trials, verdicts, strict=True)}
     recomputed = recompute(tree, facts, rules)
-    if claims is not None:
+    if claims is not None and not recomputed.leaderboards:
+        checks.append(Check("claims", SKIP, "claims are compared for a submission or a "
+                            "leaderboard; this PATH holds single trials"))
+    elif claims is not None:
         checks.append(compare_claims(claims, recomputed))
     if reexecute is not None:
         checks += reexecute(tree, verdicts)
