@@ -234,7 +234,8 @@ def _signing(docker_options: DockerOptions, plan: ContainerPlan, config, image: 
         return contextlib.nullcontext()
     from algoperf.verification.signing import run_facts, signed_run
 
-    facts = run_facts(image.id, lockfile_sha, config.submission_path, config.framework)
+    facts = run_facts(image.id, lockfile_sha, config.submission_path, config.framework,
+                      config.data_dir, config.workload)
     return signed_run(docker_options.signing_key, plan.run_dir,
                       [m.source for m in plan.mounts], facts, echo)
 

@@ -510,3 +510,26 @@ def test_signing_key_inside_a_folder_the_container_sees_is_refused(tmp_path):
     with pytest.raises(UserError, match="inside .* which the container can read"):
         with signed_run(private, tmp_path / "runs", [mounted], {}):
             pass
+
+
+def test_dataset_roots_must_agree_across_trials_and_with_the_auditors_copy(copy, tmp_path):
+    from algoperf.datasets import content
+
+    for path in copy.rglob("*.dsse.json"):
+        path.unlink()  # an unsigned copy: the edits below re-chain the logs
+    prepared = tmp_path / "data" / "digits"
+    prepared.mkdir(parents=True)
+    (prepared / "images.npy").write_bytes(b"pixels")
+    content.write(prepared, content.scan(prepared, "digits"))
+    root = content.read(prepared).root
+    for trial, value in (("trial_1", root), ("trial_2", "f" * 64)):
+        def set_root(records, value=value):
+            records[0]["data"]["dataset_manifest_root"] = value
+            return records
+
+        rewrite_events(copy / TRIAL.parent / trial / "events.jsonl", set_root)
+    result = verify(copy, Options(data_dir=tmp_path / "data"))
+    assert "digits: trials ran on 2 different datasets" in " ".join(problems(result,
+                                                                             "consistency"))
+    assert statuses(result)["dataset"] == PASS  # trial_1: the auditor's copy
+    assert any("the copy in" in p for p in problems(result, "dataset"))  # trial_2

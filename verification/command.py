@@ -54,7 +54,8 @@ def known_lockfile_hashes(containers_dir: Path | None) -> frozenset[str] | None:
               metavar="N", help="Re-run the first N steps of a trial per workload on this "
                                 "machine and compare the logged losses and first eval.")
 @click.option("--data-dir", type=click.Path(path_type=Path),
-              help="Data for --reexecute (default: the run's data dir).")
+              help="Your prepared datasets (algoperf datasets prepare): the runs' dataset roots "
+                   "must match them; also the data for --reexecute (default: the run's).")
 @click.option("--reexecute-rtol", default=1e-4, show_default=True, type=float)
 @click.option("--reexecute-atol", default=1e-6, show_default=True, type=float)
 @click.option("--out", "out_dir", default="verification", show_default=True,
@@ -88,7 +89,8 @@ def verify_command(ctx: click.Context, path: Path, pubkeys: tuple[Path, ...],
     options = Options(trusted=trusted_keys(list(pubkeys)), reference=reference,
                       lockfile_sha256s=known_lockfile_hashes(containers_dir),
                       submission_sha256=_submission_digest(submission),
-                      witness_abs_tol=witness_tolerance, witness_rel_tol=witness_rel_tolerance)
+                      witness_abs_tol=witness_tolerance, witness_rel_tol=witness_rel_tolerance,
+                      data_dir=data_dir)
     claims = load_claims(claimed) if claimed else None
     reexecute = None
     if reexecute_steps:

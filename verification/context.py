@@ -24,7 +24,8 @@ class Options:
     (None: unknown, not checked). ``submission_sha256``: the source hash the runs must have
     (from --submission; None: not checked). ``witness_*_tol``: how far the run's claimed
     durations may be from the witness's receive times (absolute seconds plus a fraction of the
-    interval).
+    interval). ``data_dir``: prepared datasets whose content manifests the runs' dataset roots
+    must match (None: not compared).
     """
 
     trusted: TrustedKeys = TrustedKeys({})
@@ -33,6 +34,7 @@ class Options:
     submission_sha256: str | None = None
     witness_abs_tol: float = DEFAULT_WITNESS_ABS_TOL
     witness_rel_tol: float = DEFAULT_WITNESS_REL_TOL
+    data_dir: Path | None = None  # the auditor's prepared datasets, to compare roots with
 
 
 @dataclasses.dataclass

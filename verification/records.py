@@ -354,20 +354,32 @@ def submission(t: Trial, seal_run: dict[str, Any] | None) -> Check:
 
 
 def dataset(t: Trial, seal_run: dict[str, Any] | None) -> Check:
+    """The prepared dataset's root hash: recorded, the one the host sealed, and (with
+    Options.data_dir) the one of the auditor's own prepared copy."""
     data = t.start_data
     if not data:
         return Check("dataset", SKIP, "no run_start")
     root = data.get("dataset_manifest_root")
+    line = t.run_start[0]
     if seal_run is not None and seal_run.get("dataset_manifest_root") not in (None, root):
-        return check("dataset", [Problem(t.events_name, t.run_start[0], "dataset manifest "
-                                         "root differs from the one the host sealed")], "")
+        return check("dataset", [Problem(t.events_name, line, "dataset manifest root differs "
+                                         "from the one the host sealed")], "")
     try:
-        dev = registry.get_workload(str(data.get("workload"))).dev
+        info = registry.get_workload(str(data.get("workload")))
     except UserError:
-        dev = False
+        info = None
     if root is None:
-        if dev:
+        if info is not None and info.dev:
             return Check("dataset", PASS, "dev workload: its data ships with the package")
         return Check("dataset", UNCERTIFIABLE, "no dataset manifest root recorded")
-    return Check("dataset", PASS, f"manifest root {root[:16]}...")
+    if t.options.data_dir is not None and info is not None:
+        from algoperf.datasets import recorded_root
 
+        mine = recorded_root(t.options.data_dir, info.dataset)
+        if mine != root:
+            return check("dataset", [Problem(t.events_name, line, f"ran on {info.dataset} with "
+                                             f"root {root[:16]}..., the copy in "
+                                             f"{t.options.data_dir} has "
+                                             f"{str(mine)[:16]}...")], "")
+        return Check("dataset", PASS, f"manifest root {root[:16]}... matches the prepared copy")
+    return Check("dataset", PASS, f"manifest root {root[:16]}...")

@@ -23,14 +23,21 @@ from algoperf.verification.witness import Witness
 SIGNING_KEY_ENV = "ALGOPERF_SIGNING_KEY"
 
 
-def run_facts(image_id: str, lockfile_sha256: str, submission: Path,
-              framework: str) -> dict[str, Any]:
-    """What the host vouches for in each seal: the image and lockfile it started, and the
-    source hash of the submission it mounted (computed on the host, not by the run)."""
+def run_facts(image_id: str, lockfile_sha256: str, submission: Path, framework: str,
+              data_dir: Path | None = None, workload: str | None = None) -> dict[str, Any]:
+    """What the host vouches for in each seal: the image and lockfile it started, the source
+    hash of the submission it mounted and the root hash of the prepared dataset it mounted
+    (both read on the host, not reported by the run)."""
+    from algoperf.datasets import recorded_root
     from algoperf.submission import resolve_path, source_digest
+    from algoperf.workloads import registry
 
-    return {"image_id": image_id, "lockfile_sha256": lockfile_sha256,
-            "submission_sha256": source_digest(resolve_path(submission, framework))}
+    facts = {"image_id": image_id, "lockfile_sha256": lockfile_sha256,
+             "submission_sha256": source_digest(resolve_path(submission, framework))}
+    if data_dir is not None and workload is not None:
+        facts["dataset_manifest_root"] = recorded_root(
+            data_dir, registry.get_workload(workload).dataset)
+    return facts
 
 
 def _check_key_location(key: Path, mounted: Sequence[Path]) -> None:

@@ -122,6 +122,7 @@ def across_trials(tree: Tree, verdicts: Sequence[TrialVerdict]) -> list[Check]:
     mixed = [Problem(next(iter(found.values()))[0], None, f"{sub}: trials ran "
                      f"{len(found)} different submission sources")
              for sub, found in sources.items() if len(found) > 1]
+    mixed += _dataset_problems(verdicts)
     mixed += [Problem(next(iter(found.values()))[0], None, f"{sub}: trials ran under "
                       f"{len(found)} different (rules, ruleset): {sorted(map(str, found))}")
               for sub, found in protocols.items() if len(found) > 1]
@@ -129,6 +130,18 @@ def across_trials(tree: Tree, verdicts: Sequence[TrialVerdict]) -> list[Check]:
                   "distinct"),
             check("consistency", mixed, "each submission ran one source under one set of "
                   "rules")]
+
+
+def _dataset_problems(verdicts: Sequence[TrialVerdict]) -> list[Problem]:
+    """Every trial of one workload ran on the same prepared data (one manifest root)."""
+    roots: dict[Any, dict[str, str]] = collections.defaultdict(dict)
+    for v in verdicts:
+        root = v.facts.get("dataset_manifest_root")
+        if root:
+            roots[v.facts.get("workload")].setdefault(root, v.path)
+    return [Problem(sorted(found.values())[1], None, f"{workload}: trials ran on "
+                    f"{len(found)} different datasets (manifest roots)")
+            for workload, found in roots.items() if len(found) > 1]
 
 
 def verify(path: str | os.PathLike, options: Options | None = None, *,
