@@ -101,11 +101,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--frameworks", default="pytorch,jax")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="PyTorch intra-op threads for both sides (with 2 threads on 2 busy "
+                             "cores PyTorch stalls at random, which swamps the comparison)")
     args = parser.parse_args()
     ratios = {}
     with tempfile.TemporaryDirectory() as tmp:
         for framework in args.frameworks.split(","):
             frameworks.setup(framework)
+            if framework == "pytorch":
+                import torch
+
+                torch.set_num_threads(args.torch_threads)
             runner_times, bare_times = [], []
             for _ in range(args.repeats):
                 bare_times.append(bare_step_time(framework, args.steps,
