@@ -1,12 +1,11 @@
 """`algoperf docker run --signing-key` on a real Docker engine: the host witnesses the sandboxed
 run live and seals it, and `algoperf verify` certifies the result (exit 0), or fails it once a
-file is changed. Skips without an engine (fails under CI=true, where .ci/docker-up starts one);
-the images are the ones tests/test_containers_engine.py builds, found by their input label."""
+file is changed. The engine and the cpu image come from conftest's fixtures (skipped without an
+engine, failing under CI=true, where .ci/docker-up starts one)."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -14,30 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from algoperf.containers import base, build, engine, variants
-from algoperf.errors import UserError
 from algoperf.verification.keys import generate_keypair
 
 ROOT = Path(__file__).resolve().parent.parent
 NADAMW = ROOT / "submissions" / "nadamw"
-CI = os.environ.get("CI") == "true"
-
-
-def _unavailable(reason: str):
-    if CI:
-        pytest.fail(f"CI=true needs a Docker engine: {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def cpu_image():
-    try:
-        client = engine.connect(timeout=1800)
-        base.build_base(client, echo=lambda m: print(m, file=sys.stderr))
-    except UserError as e:
-        _unavailable(str(e))
-    return build.build_image(client, variants.get_variant("cpu"), base_image=base.DEFAULT_TAG,
-                             echo=lambda m: print(m, file=sys.stderr))
 
 
 def algoperf(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
