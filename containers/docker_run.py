@@ -24,6 +24,7 @@ import docker
 from docker.models.containers import Container
 from docker.models.images import Image
 
+from algoperf import hardware
 from algoperf.containers import build, engine, verify
 from algoperf.containers.sandbox import BindMount, Sandbox, container_settings
 from algoperf.errors import UserError
@@ -245,6 +246,9 @@ def docker_run(run_options: dict[str, Any], docker_options: DockerOptions, debug
     """Runs `algoperf run` with ``run_options`` in the sandbox; returns its exit status."""
     client = engine.connect()
     config = plan_run(run_options, debug)
+    if config.reference is not None:
+        # On the host, before any container starts: the container sees only what it is given.
+        hardware.check_reference(config.reference, config.allow_nonreference, config.rules)
     image = engine.get_image(client, docker_options.image)
     submission_dir = config.submission_path if Path(config.submission_path).is_dir() else \
         Path(config.submission_path).parent

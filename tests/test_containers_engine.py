@@ -249,6 +249,20 @@ def test_bad_input_is_one_line(cpu_image, tmp_path):
         assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
 
 
+def test_wrong_hardware_is_refused_on_the_host_before_any_container(client, cpu_image,
+                                                                     tmp_path):
+    result = docker_run(cpu_image, NADAMW / "submission_pytorch.py", tmp_path / "exp",
+                        "--framework", "pytorch", "--tuning-search-space",
+                        str(NADAMW / "tuning_search_space.json"), "--num-tuning-trials", "1",
+                        "--reference", "v100x8-v0.6")
+    assert result.returncode == 2, result.stderr
+    assert "v100x8-v0.6" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "exp").exists()
+    # No container was ever made for this run (they carry their run folder as a label).
+    labels = [c.labels for c in client.containers.list(all=True)]
+    assert not any(str(tmp_path) in value for lab in labels for value in lab.values())
+
+
 def test_no_engine_says_how_to_start_one(tmp_path):
     result = algoperf("docker", "verify-image", "algoperf:cpu",
                       env={"DOCKER_HOST": f"unix://{tmp_path}/no.sock"})
