@@ -590,7 +590,14 @@ def validate(config: RunConfig) -> None:
 
 
 def _prepare_dirs(config: RunConfig, studies: list[int]) -> None:
-    existing = [workload_dir(config, k) for k in studies if workload_dir(config, k).exists()]
+    """Refuses to reuse a workload folder that holds anything, unless resuming or overwriting.
+
+    An empty folder counts as absent, and --overwrite empties a folder rather than removing it:
+    `algoperf docker run` creates the folders a sandboxed run may write, inside folders it may
+    not.
+    """
+    existing = [d for d in (workload_dir(config, k) for k in studies)
+                if d.is_dir() and any(d.iterdir())]
     if existing and not (config.resume or config.overwrite):
         raise UserError(
             f"experiment directory {existing[0]} already exists; pass --resume to continue it "
@@ -598,7 +605,11 @@ def _prepare_dirs(config: RunConfig, studies: list[int]) -> None:
         )
     if config.overwrite:
         for path in existing:
-            shutil.rmtree(path)
+            for child in path.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
 
 
 def run(config: RunConfig, observer: Observer | None = None,

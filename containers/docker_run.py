@@ -24,7 +24,7 @@ import docker
 from docker.models.containers import Container
 from docker.models.images import Image
 
-from algoperf import hardware
+from algoperf import hardware, runner
 from algoperf.containers import build, engine, verify
 from algoperf.containers.sandbox import BindMount, Sandbox, container_settings
 from algoperf.errors import UserError
@@ -58,6 +58,7 @@ class ContainerPlan:
     mounts: tuple[BindMount, ...]
     run_args: tuple[str, ...]
     run_dir: Path  # on the host: <experiment-dir>/<experiment-name>
+    job_dirs: tuple[Path, ...]  # on the host: the <study>/<workload>_<framework> folders it writes
 
 
 def plan_run(run_options: dict[str, Any], debug: bool):
@@ -126,8 +127,11 @@ def plan_container(config, run_options: dict[str, Any], data_dir_given: bool) ->
                             read_only=False))
     inside["experiment_dir"] = EXPERIMENTS
     inside["experiment_name"] = config.experiment_name
+    host_config = dataclasses.replace(config, experiment_dir=run_dir.parent)
+    studies = [config.study] if config.study is not None else range(config.num_studies)
+    job_dirs = tuple(runner.workload_dir(host_config, k) for k in studies)
     return ContainerPlan(tuple(mounts), tuple(run_arguments({**run_options, **inside})),
-                         run_dir)
+                         run_dir, job_dirs)
 
 
 def run_arguments(values: dict[str, Any]) -> list[str]:
@@ -257,7 +261,11 @@ def docker_run(run_options: dict[str, Any], docker_options: DockerOptions, debug
     uid, gid = sandbox_user(image)
     caller = (os.getuid(), os.getgid())
     if caller[0] == 0:
-        hand_over(plan.run_dir, uid, gid)
+        # Only this run's own folders change hands, so parallel runs sharing an experiment
+        # folder (a sweep) never take each other's files away mid-run.
+        for folder in plan.job_dirs:
+            folder.mkdir(parents=True, exist_ok=True)
+            hand_over(folder, uid, gid)
     sandbox = Sandbox(
         image_id=image.id,
         command=(("--debug",) if debug else ()) + ("run",) + plan.run_args,
@@ -280,4 +288,5 @@ def docker_run(run_options: dict[str, Any], docker_options: DockerOptions, debug
         if container is not None:
             container.remove(force=True)
         if caller[0] == 0:
-            hand_over(plan.run_dir, *caller)
+            for folder in plan.job_dirs:
+                hand_over(folder, *caller)
