@@ -5,10 +5,10 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[jax,pytorch,dev]'
+	$(PY) -m pip install --quiet -e '.[jax,pytorch,dev,gcs]'
 	touch $@
 
 .PHONY: install demo test
