@@ -10,12 +10,14 @@ the freshly initialised templates; PyTorch states through ``torch.save`` of stat
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import logging
-import os
 import re
 from pathlib import Path
 from typing import Any
+
+from algoperf.logs.atomic import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -59,14 +61,6 @@ def _bookkeeping(state: TrainingState) -> str:
     })
 
 
-def _write_atomically(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def save(trial_dir: Path, framework: str, state: TrainingState, keep_intermediate: bool) -> Path:
     """Writes ``checkpoint_<global_step>``; without ``keep_intermediate`` older ones go."""
     path = trial_dir / f"checkpoint_{state.global_step}"
@@ -84,7 +78,7 @@ def save(trial_dir: Path, framework: str, state: TrainingState, keep_intermediat
         payload = {**jax.tree_util.tree_map(np.asarray, arrays),
                    "bookkeeping": _bookkeeping(state)}
         data = flax.serialization.msgpack_serialize(payload)
-        _write_atomically(path, lambda p: p.write_bytes(data))
+        write_atomic(path, data)
     else:
         import torch
 
@@ -100,7 +94,9 @@ def save(trial_dir: Path, framework: str, state: TrainingState, keep_intermediat
             "optimizer_state": optimizer,
             "bookkeeping": _bookkeeping(state),
         }
-        _write_atomically(path, lambda p: torch.save(payload, p))
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        write_atomic(path, buffer.getvalue())
     if not keep_intermediate:
         for old in trial_dir.iterdir():
             if _NAME.match(old.name) and old != path:
