@@ -156,5 +156,5 @@ def workloads(rules: str, show_all: bool) -> None:
         table.add_row(name, info.dataset,
                       f"{info.target_metric_name} {op} {info.validation_target_value:g}",
                       f"{r.budget(name):g}", str(r.step_hint(name)),
-                      f"{info.eval_period_time_sec:g}", "yes" if info.module else "")
+                      f"{info.eval_period_time_sec:g}", "yes" if info.implemented else "")
     terminal.console().print(table)

@@ -27,10 +27,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import numpy as np  # noqa: E402
-from dataset_fixtures import FixtureServer, cifar_archive, idx_gz, write_manifest  # noqa: E402
+from dataset_fixtures import FixtureServer, cifar_archive, write_manifest  # noqa: E402
 
 from algoperf.datasets import fetch, manifest, operations  # noqa: E402
-from algoperf.workloads.mnist import workload as mnist_data  # noqa: E402
+from algoperf.datasets import mnist as mnist_data  # noqa: E402
 
 REPEATS = 3
 
@@ -54,8 +54,8 @@ def noisy_mnist() -> dict[str, bytes]:
         images[:, 4:24, 4:24] = np.where(random.random_sample((count, 20, 20)) < 0.4,
                                          strokes, 0)
         images_name, labels_name = mnist_data.FILES[part]
-        files[images_name] = idx_gz(images)
-        files[labels_name] = idx_gz(random.randint(0, 10, count).astype(np.uint8))
+        files[images_name] = mnist_data.idx_gz(images)
+        files[labels_name] = mnist_data.idx_gz(random.randint(0, 10, count).astype(np.uint8))
     return files
 
 

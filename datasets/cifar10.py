@@ -11,6 +11,8 @@ arbitrary code), and writes:
 - ``meta.json``: the class names and the number of examples of each part.
 
 Images are stored height x width x channels, the layout of the numpy input pipeline.
+``write_synthetic`` writes that layout with synthetic images, for ``algoperf workloads check``
+and the tests.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from algoperf.datasets import extract
+from algoperf.datasets import content, extract
 from algoperf.datasets.manifest import Manifest
 from algoperf.errors import UserError
 
@@ -128,3 +130,35 @@ def load(directory: Path, part: str) -> tuple[np.ndarray, np.ndarray]:
         raise UserError(f"prepared CIFAR-10 in {directory} has unexpected arrays; prepare it "
                         "again with: algoperf datasets prepare cifar10 --force")
     return images, labels
+
+
+def synthetic_images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` uint8 (N, 32, 32, 3) images and labels: a class-coloured square on a dark
+    background, the image's index in the first pixels so that every image is distinct."""
+    random = np.random.RandomState(seed)
+    labels = random.randint(0, NUM_CLASSES, count).astype(np.uint8)
+    images = np.zeros((count, *IMAGE_SHAPE), np.uint8)
+    for label in range(NUM_CLASSES):
+        images[labels == label, 8:24, 8:24, label % 3] = 60 + 19 * label
+    index = np.arange(count)
+    for byte in range(3):
+        images[:, 0, byte, 0] = (index >> (8 * byte)) & 0xFF
+    return images, labels
+
+
+def write_synthetic(data_dir: Path, num_train: int = 2_000, num_test: int = 500) -> Path:
+    """Writes synthetic CIFAR-10 into ``data_dir/cifar10`` in the prepared layout, with its
+    meta file and content manifest (whose source says it is synthetic); returns the folder."""
+    directory = Path(data_dir) / "cifar10"
+    directory.mkdir(parents=True, exist_ok=True)
+    counts = {"train": num_train, "test": num_test}
+    for seed, (part, count) in enumerate(counts.items()):
+        images, labels = synthetic_images(count, seed)
+        images_name, labels_name = FILES[part]
+        _save(directory / images_name, images)
+        _save(directory / labels_name, labels)
+    names = [f"class_{i}" for i in range(NUM_CLASSES)]
+    (directory / META_FILE).write_text(json.dumps({"label_names": names, "examples": counts},
+                                                  indent=1) + "\n")
+    content.write(directory, content.scan(directory, "cifar10", {"synthetic": True}))
+    return directory

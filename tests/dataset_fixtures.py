@@ -16,12 +16,10 @@ from __future__ import annotations
 import base64
 import collections
 import dataclasses
-import gzip
 import hashlib
 import io
 import json
 import pickle
-import struct
 import tarfile
 import threading
 import urllib.parse
@@ -29,9 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
-from test_workloads import synthetic_mnist
 
-from algoperf.workloads.mnist import workload as mnist_data
+from algoperf.datasets import mnist as mnist_data
 
 CIFAR_FOLDER = "cifar-10-batches-py"
 CIFAR_LABELS = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog",
@@ -192,22 +189,9 @@ class FixtureServer:
 
 # Fixtures in the real formats.
 
-def idx_gz(array: np.ndarray) -> bytes:
-    """``array`` (uint8) as a gzip-compressed IDX file, the format of the MNIST distribution."""
-    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    return gzip.compress(header + np.ascontiguousarray(array, np.uint8).tobytes(),
-                         compresslevel=1)
-
-
 def mnist_files(num_train: int = 60_000, num_test: int = 10_000) -> dict[str, bytes]:
-    """The four MNIST files of synthetic images (test_workloads.synthetic_mnist), as bytes."""
-    files = {}
-    for part, count, seed in (("train", num_train, 0), ("test", num_test, 1)):
-        images, labels = synthetic_mnist(count, seed)
-        images_name, labels_name = mnist_data.FILES[part]
-        files[images_name] = idx_gz(images)
-        files[labels_name] = idx_gz(labels)
-    return files
+    """The four MNIST files of synthetic images, as bytes."""
+    return mnist_data.synthetic_files(num_train, num_test)
 
 
 def cifar_images(count: int, seed: int, noise: bool = False) -> tuple[np.ndarray, list[int]]:

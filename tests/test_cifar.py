@@ -22,7 +22,7 @@ from algoperf import random_utils, spec
 from algoperf.datasets import content
 from algoperf.errors import UserError
 from algoperf.workloads import registry
-from algoperf.workloads.cifar import workload as cifar_base
+from algoperf.workloads.cifar import input_pipeline as cifar_pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 PER_BATCH, NUM_TEST = 32, 32
@@ -73,7 +73,7 @@ def test_resnet18_has_algoperfs_parameter_count_in_both_frameworks():
 
 def test_augmentation_crops_a_window_of_the_zero_padded_image_and_flips_half():
     images = np.random.RandomState(0).randint(1, 256, (400, 32, 32, 3)).astype(np.uint8)
-    out = cifar_base.augment(images, np.random.default_rng(0))
+    out = cifar_pipeline.augment(images, np.random.default_rng(0))
     assert out.shape == images.shape and out.dtype == np.uint8
     padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
     flips = 0

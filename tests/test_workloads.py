@@ -23,9 +23,10 @@ import pytest
 import torch
 
 from algoperf import jax_sharding_utils, random_utils, spec
+from algoperf.datasets import mnist as mnist_data
 from algoperf.errors import UserError
-from algoperf.workloads import pipeline, registry
-from algoperf.workloads.mnist import workload as mnist_data
+from algoperf.workloads import registry
+from algoperf.workloads.common import pipeline
 
 WORKLOADS = ("digits", "mnist")
 FRAMEWORKS = ("jax", "pytorch")
@@ -37,38 +38,19 @@ EVAL_KEYS = {"train/accuracy", "train/loss", "validation/accuracy", "validation/
 
 
 def write_idx(path, array: np.ndarray) -> None:
-    """``array`` (uint8) as a gzip-compressed IDX file, the format of the MNIST distribution."""
-    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    with gzip.open(path, "wb", compresslevel=1) as f:
-        f.write(header + np.ascontiguousarray(array, np.uint8).tobytes())
-
-
-def synthetic_mnist(num_images: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Labelled 28x28 images: a bright band at a class-dependent height, and the image's index
-    written into its last row so that every image is distinct."""
-    labels = np.random.RandomState(seed).randint(0, 10, num_images).astype(np.uint8)
-    images = np.zeros((num_images, 28, 28), np.uint8)
-    for label in range(10):
-        images[labels == label, 2 * label:2 * label + 3, 4:24] = 200
-    index = np.arange(num_images)
-    for byte in range(3):
-        images[:, 27, byte] = (index >> (8 * byte)) & 0xFF
-    return images, labels
+    path.write_bytes(mnist_data.idx_gz(array))
 
 
 def write_mnist(directory, num_train=60_000, num_test=10_000) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    for part, num_images, seed in (("train", num_train, 0), ("test", num_test, 1)):
-        images, labels = synthetic_mnist(num_images, seed)
-        images_name, labels_name = mnist_data.FILES[part]
-        write_idx(directory / images_name, images)
-        write_idx(directory / labels_name, labels)
+    for name, data in mnist_data.synthetic_files(num_train, num_test).items():
+        (directory / name).write_bytes(data)
 
 
 @pytest.fixture(scope="session")
 def mnist_data_dir(tmp_path_factory) -> str:
     data_dir = tmp_path_factory.mktemp("data")
-    write_mnist(data_dir / "mnist")
+    mnist_data.write_synthetic(data_dir)
     return str(data_dir)
 
 
@@ -410,7 +392,7 @@ def test_digits_split_is_fixed_sized_and_standardised_with_train_statistics():
 
 def test_mnist_reads_the_split_and_normalises_pixels(mnist_data_dir):
     workload = registry.import_workload("mnist", "jax")
-    images, labels = synthetic_mnist(60_000, seed=0)
+    images, labels = mnist_data.synthetic_images(60_000, seed=0)
     validation = workload._split_arrays("validation", mnist_data_dir)
     np.testing.assert_array_equal(validation["targets"], labels[50_000:])
     expected = (images[50_000:, :, :, None] / 255.0 - 0.1307) / 0.3081

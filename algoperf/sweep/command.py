@@ -82,7 +82,7 @@ def plan_command(submission_path: Path, search_space: Path | None, framework: st
                   f"{plan.num_studies} studies x {plan.num_trials} trials "
                   f"({plan.ruleset} tuning, rules {plan.rules}, {plan.framework}), plan "
                   f"{plan.plan_id[:12]}", highlight=False)
-    missing = [w for w in plan.workloads if registry.get_workload(w).module is None]
+    missing = [w for w in plan.workloads if not registry.get_workload(w).implemented]
     if missing:
         console.print(f"note: not implemented in this installation: {', '.join(missing)}; "
                       "their jobs fail until they are", highlight=False)

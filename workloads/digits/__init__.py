@@ -1,0 +1,1 @@
+"""The digits dev workload: scikit-learn's bundled 8x8 digits, an MLP, no download."""

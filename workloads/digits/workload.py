@@ -1,13 +1,10 @@
-"""The digits development workload, framework-free part: data, split and constants.
+"""The digits development workload, framework-free part: sizes, constants and variants.
 
-Data: scikit-learn's bundled ``load_digits()`` -- 1,797 grey 8x8 images of handwritten digits
-with 17 intensity levels (0..16), 10 classes -- so the workload needs no download and runs in
-seconds on a CPU. Fixed split: the examples are ordered by ``RandomState(0).permutation(1797)``
-(numpy keeps that stream stable across versions); the first 1,200 are 'train', the next 300
-'validation' and the last 297 'test'. Pixels are scaled to [0, 1] and standardised with the
-mean and standard deviation of all training pixels (one scalar each, like MNIST's constants).
-Model: an MLP 64 -> 256 (relu) -> 256 (relu) -> 10. Targets, budget, eval period and step
-hint come from the registry row ``digits``.
+Data: scikit-learn's bundled 8x8 handwritten digits (``input_pipeline``), so the workload
+needs no download and runs in seconds on a CPU: train 1,200 / validation 300 / test 297
+examples, one padded eval batch per split. Model: an MLP 64 -> 256 -> 256 -> 10 with ReLU
+(``digits_silu``: SiLU, the variant that exercises the variant machinery on a workload every
+machine has). Targets, budget, eval period and step hint come from the registry row.
 """
 
 from __future__ import annotations
@@ -16,72 +13,51 @@ import functools
 
 import numpy as np
 
-from algoperf.workloads.classification import ImageClassificationWorkload
+from algoperf.workloads.common.classification import ImageClassificationWorkload
+from algoperf.workloads.digits import input_pipeline
 
-NUM_EXAMPLES = 1797
-SPLIT_SIZES = {"train": 1200, "validation": 300, "test": 297}
-SPLIT_SEED = 0
-MAX_PIXEL = 16.0
-
-
-@functools.cache
-def _digits_scaled() -> tuple[np.ndarray, np.ndarray]:
-    """All images as float32 (N, 8, 8, 1) in [0, 1] and int32 labels, in split order."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    order = np.random.RandomState(SPLIT_SEED).permutation(NUM_EXAMPLES)
-    images = (digits.images[order] / MAX_PIXEL).astype(np.float32)[..., None]
-    return images, digits.target[order].astype(np.int32)
-
-
-def _split_slice(split: str) -> slice:
-    start = 0
-    for name, size in SPLIT_SIZES.items():
-        if name == split:
-            return slice(start, start + size)
-        start += size
-    raise ValueError(f"digits has no split {split!r}")
+NUM_CLASSES = 10
+INPUT_SHAPE = (8, 8, 1)
+HIDDEN_SIZES = (256, 256)
 
 
 class BaseDigitsWorkload(ImageClassificationWorkload):
     """Digits, framework-free: the JAX and PyTorch ``DigitsWorkload`` classes build on it."""
 
     workload_name = "digits"
-    num_classes = 10
-    input_shape = (8, 8, 1)
-    hidden_sizes = (256, 256)
-    activation = "relu"
+    variant_settings = ("activation",)
+    activation = "relu"  # the hidden layers' nonlinearity
+    num_classes = NUM_CLASSES
+    input_shape = INPUT_SHAPE
 
     @property
     def num_train_examples(self) -> int:
-        return SPLIT_SIZES["train"]
+        return input_pipeline.SPLIT_SIZES["train"]
 
     @property
     def num_validation_examples(self) -> int:
-        return SPLIT_SIZES["validation"]
+        return input_pipeline.SPLIT_SIZES["validation"]
 
     @property
     def num_test_examples(self) -> int:
-        return SPLIT_SIZES["test"]
+        return input_pipeline.SPLIT_SIZES["test"]
 
     @property
     def eval_batch_size(self) -> int:
         return 1024  # more than any split: one padded batch per evaluation
 
+    @functools.cached_property
+    def _train_moments(self) -> tuple[float, float]:
+        return input_pipeline.train_moments()
+
     @property
     def train_mean(self) -> float:
-        images, _ = _digits_scaled()
-        return float(images[_split_slice("train")].mean())
+        return self._train_moments[0]
 
     @property
     def train_stddev(self) -> float:
-        images, _ = _digits_scaled()
-        return float(images[_split_slice("train")].std())
+        return self._train_moments[1]
 
     def _load_split(self, split: str, data_dir: str | None) -> dict[str, np.ndarray]:
         del data_dir  # bundled with scikit-learn
-        images, labels = _digits_scaled()
-        rows = _split_slice(split)
-        inputs = (images[rows] - self.train_mean) / self.train_stddev
-        return {"inputs": inputs.astype(np.float32), "targets": labels[rows]}
+        return input_pipeline.load_split(split, self.train_mean, self.train_stddev)

@@ -1,0 +1,1 @@
+"""AlgoPerf's MNIST dev workload: the official IDX files, an MLP."""

@@ -1,49 +1,28 @@
-"""JAX half of the in-memory image-classification workloads: a flax MLP, the softmax loss and a
-jitted evaluation step, on top of the framework-free ``ImageClassificationWorkload``.
+"""JAX half of the in-memory image-classification workloads: initialisation and application
+of a stateless flax model, the softmax loss and a jitted evaluation step, on top of the
+framework-free ``ImageClassificationWorkload``.
 
-Parameter trees look like AlgoPerf's: ``{'Dense_0': {'kernel', 'bias'}, 'Dense_1': ...}`` with
-flax's default initialisation (LeCun-normal kernels, zero biases). Batches are the numpy
+A workload supplies its flax module (``_build_model``, from its ``models.py``); models with
+state (batch norm) override ``init_model_fn`` and ``model_fn``. Batches are the numpy
 pipeline's arrays split across the devices along the batch axis (AlgoPerf v0.6's sharding),
 inputs in NHWC layout.
 """
 
 from __future__ import annotations
 
+import abc
 import functools
-from collections.abc import Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import linen as nn
 
 from algoperf import jax_sharding_utils, param_utils, spec
-from algoperf.workloads import pipeline
-from algoperf.workloads.classification import ImageClassificationWorkload
-
-
-class MLP(nn.Module):
-    """Flattens the images, then hidden Dense layers with ``activation``, then class logits."""
-
-    hidden_sizes: Sequence[int]
-    activation: str
-    num_classes: int
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        x = x.reshape((x.shape[0], -1))
-        for width in self.hidden_sizes:
-            x = getattr(nn, self.activation)(nn.Dense(width)(x))
-        return nn.Dense(self.num_classes)(x)
-
-
-def as_jax_key(rng: Any) -> jax.Array:
-    """A JAX key from a JAX key or the numpy emulation of one (uint32 words of shape (2,))."""
-    if isinstance(rng, jax.Array):
-        return rng
-    return jnp.asarray(np.asarray(rng).astype(np.uint32))
+from algoperf.workloads.common import pipeline
+from algoperf.workloads.common.classification import ImageClassificationWorkload
+from algoperf.workloads.common.jax_rng import as_jax_key
 
 
 class JaxImageClassificationWorkload(ImageClassificationWorkload):
@@ -51,7 +30,11 @@ class JaxImageClassificationWorkload(ImageClassificationWorkload):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._model = MLP(self.hidden_sizes, self.activation, self.num_classes)
+        self._model = self._build_model()
+
+    @abc.abstractmethod
+    def _build_model(self) -> nn.Module:
+        """The workload's flax module, configured by its (variant) settings."""
 
     def _to_framework_batch(self, batch: pipeline.Batch) -> dict[str, spec.Tensor]:
         # One device_put for the whole dict: cheaper than one per array.
@@ -65,9 +48,6 @@ class JaxImageClassificationWorkload(ImageClassificationWorkload):
         # On the batches' device mesh, so jitted steps see one sharding from the first step on.
         return jax_sharding_utils.replicate(params), None
 
-    def is_output_params(self, param_key: spec.ParameterKey) -> bool:
-        return param_key == f"Dense_{len(self.hidden_sizes)}"
-
     def model_fn(
         self,
         params: spec.ParameterContainer,
@@ -78,7 +58,7 @@ class JaxImageClassificationWorkload(ImageClassificationWorkload):
         update_batch_norm: bool,
         dropout_rate: float | None = None,
     ) -> tuple[spec.Tensor, spec.ModelAuxiliaryState]:
-        """Logits of the batch; the MLP has no dropout, batch norm or state, so ``mode``,
+        """Logits of the batch; a stateless model has no dropout or batch norm, so ``mode``,
         ``rng``, ``update_batch_norm`` and ``dropout_rate`` change nothing."""
         del model_state, mode, rng, update_batch_norm, dropout_rate
         logits = self._model.apply({"params": params},

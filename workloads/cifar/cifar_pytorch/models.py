@@ -1,4 +1,4 @@
-"""The CIFAR workload in PyTorch: ResNet-18 with a CIFAR stem, with batch norm.
+"""CIFAR's model in PyTorch: ResNet-18 with a CIFAR stem (AlgoPerf's, from torchvision).
 
 Module names follow AlgoPerf's (torchvision's): ``conv1``, ``bn1``, ``layer1..4`` of two
 ``BasicBlock`` each (``conv1``, ``bn1``, ``conv2``, ``bn2``, ``downsample.conv``/``.bn``), ``fc``.
@@ -10,27 +10,12 @@ epsilon 1e-5.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import math
 from collections import OrderedDict
 
 import torch
 from torch import nn
 
-from algoperf import param_utils, pytorch_utils, spec
-from algoperf.workloads import pipeline
-from algoperf.workloads.cifar.workload import BaseCifarWorkload
-from algoperf.workloads.classification_pytorch import (
-    _TRUNCATED_NORMAL_STD,
-    PyTorchImageClassificationWorkload,
-)
-
-
-def _lecun_normal_conv_(conv: nn.Conv2d) -> None:
-    fan_in = conv.in_channels * math.prod(conv.kernel_size)
-    std = math.sqrt(1.0 / fan_in) / _TRUNCATED_NORMAL_STD
-    nn.init.trunc_normal_(conv.weight, std=std, a=-2 * std, b=2 * std)
+from algoperf.workloads.common.pytorch_init import pytorch_default_init
 
 
 def _conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
@@ -79,7 +64,7 @@ class ResNet18(nn.Module):
     def reset_parameters(self) -> None:
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
-                _lecun_normal_conv_(module)
+                pytorch_default_init(module)
             elif isinstance(module, nn.BatchNorm2d):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
@@ -94,48 +79,3 @@ class ResNet18(nn.Module):
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         x = nn.functional.avg_pool2d(x, 4)
         return self.fc(torch.flatten(x, 1))
-
-
-class CifarWorkload(BaseCifarWorkload, PyTorchImageClassificationWorkload):
-    """CIFAR-10 with a PyTorch ResNet-18; input handling, loss and eval come from the bases."""
-
-    def init_model_fn(self, rng: spec.RandomState) -> spec.ModelInitState:
-        torch.random.manual_seed(pipeline.seed_from_rng(rng))
-        model = ResNet18(self.num_classes)
-        self._param_shapes = param_utils.pytorch_param_shapes(model)
-        self._param_types = param_utils.pytorch_param_types(self._param_shapes)
-        model.to(self._device)
-        if self._use_ddp:
-            device_ids = [self._rank] if self._device.type == "cuda" else None
-            model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
-        return model, None
-
-    def is_output_params(self, param_key: spec.ParameterKey) -> bool:
-        return param_key in ("fc.weight", "fc.bias")
-
-    def model_fn(
-        self,
-        params: spec.ParameterContainer,
-        augmented_and_preprocessed_input_batch: dict[str, spec.Tensor],
-        model_state: spec.ModelAuxiliaryState,
-        mode: spec.ForwardPassMode,
-        rng: spec.RandomState,
-        update_batch_norm: bool,
-        dropout_rate: float | None = None,
-    ) -> tuple[spec.Tensor, spec.ModelAuxiliaryState]:
-        """Logits of the batch. EVAL: ``model.eval()`` under ``torch.no_grad()``. TRAIN:
-        ``model.train()``, with batch-norm running statistics frozen unless
-        ``update_batch_norm`` (AlgoPerf's momentum-zero convention). No dropout."""
-        del model_state, rng, dropout_rate
-        model = params
-        evaluating = mode == spec.ForwardPassMode.EVAL
-        if evaluating and update_batch_norm:
-            raise ValueError("batch norm statistics cannot be updated in EVAL mode")
-        model.train(not evaluating)
-        if not evaluating:
-            model.apply(functools.partial(pytorch_utils.update_batch_norm_fn,
-                                          update_batch_norm=update_batch_norm))
-        with torch.no_grad() if evaluating else contextlib.nullcontext():
-            logits = model(augmented_and_preprocessed_input_batch["inputs"])
-        return logits, None
-

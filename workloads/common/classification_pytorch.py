@@ -1,20 +1,17 @@
-"""PyTorch half of the in-memory image-classification workloads: an MLP, the softmax loss and
-the evaluation step, on top of the framework-free ``ImageClassificationWorkload``.
+"""PyTorch half of the in-memory image-classification workloads: building the model (seeded,
+on the device, wrapped in DDP when distributed), the softmax loss and the evaluation step, on
+top of the framework-free ``ImageClassificationWorkload``.
 
-The MLP's linear layers start like flax's ``nn.Dense`` (LeCun-normal weights truncated at two
-standard deviations, zero biases), so both frameworks begin statistically alike; parameter
-names follow AlgoPerf's MNIST model (``net.layer1.weight``, ...). Batches are the numpy
-pipeline's arrays as tensors on the workload's device, inputs in NCHW layout. Under DDP every
-rank builds the same numpy batches and keeps its own slice of rows, and eval sums are
-all-reduced.
+A workload supplies its ``torch.nn.Module`` (``_build_model``, from its ``models.py``).
+Batches are the numpy pipeline's arrays as tensors on the workload's device, inputs in NCHW
+layout. Under DDP every rank builds the same numpy batches and keeps its own slice of rows,
+and eval sums are all-reduced.
 """
 
 from __future__ import annotations
 
+import abc
 import contextlib
-import math
-from collections import OrderedDict
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -25,44 +22,8 @@ from torch import nn
 
 from algoperf import param_utils, spec
 from algoperf.pytorch_utils import pytorch_setup
-from algoperf.workloads import pipeline
-from algoperf.workloads.classification import ImageClassificationWorkload
-
-_ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}
-# Standard deviation of a standard normal truncated to [-2, 2]; flax rescales by it.
-_TRUNCATED_NORMAL_STD = 0.87962566103423978
-
-
-def lecun_normal_(linear: nn.Linear) -> None:
-    """Re-initialises ``linear`` in place as flax's default Dense: LeCun normal, zero bias."""
-    std = math.sqrt(1.0 / linear.in_features) / _TRUNCATED_NORMAL_STD
-    nn.init.trunc_normal_(linear.weight, std=std, a=-2 * std, b=2 * std)
-    if linear.bias is not None:
-        nn.init.zeros_(linear.bias)
-
-
-class MLP(nn.Module):
-    """Flattens the images, then hidden linear layers with ``activation``, then class logits."""
-
-    def __init__(self, in_features: int, hidden_sizes: Sequence[int], activation: str,
-                 num_classes: int) -> None:
-        super().__init__()
-        widths = [in_features, *hidden_sizes, num_classes]
-        layers: OrderedDict[str, nn.Module] = OrderedDict()
-        for index, (fan_in, fan_out) in enumerate(zip(widths, widths[1:], strict=False), 1):
-            layers[f"layer{index}"] = nn.Linear(fan_in, fan_out)
-            if index < len(widths) - 1:
-                layers[f"layer{index}_{activation}"] = _ACTIVATIONS[activation]()
-        self.net = nn.Sequential(layers)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        for module in self.net:
-            if isinstance(module, nn.Linear):
-                lecun_normal_(module)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.flatten(1))
+from algoperf.workloads.common import pipeline
+from algoperf.workloads.common.classification import ImageClassificationWorkload
 
 
 class PyTorchImageClassificationWorkload(ImageClassificationWorkload):
@@ -85,10 +46,13 @@ class PyTorchImageClassificationWorkload(ImageClassificationWorkload):
             "weights": torch.from_numpy(batch["weights"]).to(self._device),
         }
 
+    @abc.abstractmethod
+    def _build_model(self) -> nn.Module:
+        """The workload's module, configured by its (variant) settings, on the CPU."""
+
     def init_model_fn(self, rng: spec.RandomState) -> spec.ModelInitState:
         torch.random.manual_seed(pipeline.seed_from_rng(rng))
-        model = MLP(math.prod(self.input_shape), self.hidden_sizes, self.activation,
-                    self.num_classes)
+        model = self._build_model()
         self._param_shapes = param_utils.pytorch_param_shapes(model)
         self._param_types = param_utils.pytorch_param_types(self._param_shapes)
         model.to(self._device)
@@ -96,10 +60,6 @@ class PyTorchImageClassificationWorkload(ImageClassificationWorkload):
             device_ids = [self._rank] if self._device.type == "cuda" else None
             model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
         return model, None
-
-    def is_output_params(self, param_key: spec.ParameterKey) -> bool:
-        output_layer = f"net.layer{len(self.hidden_sizes) + 1}"
-        return param_key in (f"{output_layer}.weight", f"{output_layer}.bias")
 
     def model_fn(
         self,
@@ -112,8 +72,8 @@ class PyTorchImageClassificationWorkload(ImageClassificationWorkload):
         dropout_rate: float | None = None,
     ) -> tuple[spec.Tensor, spec.ModelAuxiliaryState]:
         """Logits of the batch from the module ``params``: EVAL runs ``model.eval()`` under
-        ``torch.no_grad()``, TRAIN runs ``model.train()``. The MLP has no dropout, batch norm
-        or state, so ``rng``, ``update_batch_norm`` and ``dropout_rate`` change nothing."""
+        ``torch.no_grad()``, TRAIN runs ``model.train()``. A stateless model has no dropout or
+        batch norm, so ``rng``, ``update_batch_norm`` and ``dropout_rate`` change nothing."""
         del model_state, rng, update_batch_norm, dropout_rate
         model = params
         evaluating = mode == spec.ForwardPassMode.EVAL

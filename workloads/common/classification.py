@@ -1,18 +1,17 @@
 """Framework-free base of the small image-classification workloads whose data fits in memory.
 
-A subclass names its registry row, its model shape (an MLP) and loads its splits as numpy
-arrays; this class supplies everything else that does not depend on the framework: the
-constants read from the registry, AlgoPerf's ``eval_train`` size rule, the numpy input queues
-(``workloads.pipeline``) and the evaluation loop, which sums per-batch metrics weighted by the
-padding mask and divides by the number of examples, as AlgoPerf does. The JAX and PyTorch
-subclasses (``classification_jax``, ``classification_pytorch``) add the model, the loss and the
-conversion of numpy batches to their tensors.
+A subclass names its registry row and loads its splits as numpy arrays (its
+``input_pipeline``); this class supplies everything else that does not depend on the
+framework: AlgoPerf's ``eval_train`` size rule, the numpy input queues (``common.pipeline``)
+and the evaluation loop, which sums per-batch metrics weighted by the padding mask and divides
+by the number of examples, as AlgoPerf does. The JAX and PyTorch subclasses
+(``classification_jax``, ``classification_pytorch``) add the loss and the conversion of numpy
+batches to their tensors; each workload's ``models.py`` adds the model.
 """
 
 from __future__ import annotations
 
 import abc
-import functools
 import itertools
 import math
 from collections.abc import Iterator
@@ -21,19 +20,17 @@ from typing import Any
 import numpy as np
 
 from algoperf import spec
-from algoperf.workloads import pipeline, registry
+from algoperf.workloads.common import pipeline
+from algoperf.workloads.common.registered import RegisteredWorkload
 
 SPLITS = ("train", "eval_train", "validation", "test")
 
 
-class ImageClassificationWorkload(spec.Workload):
+class ImageClassificationWorkload(RegisteredWorkload):
     """Softmax classification of images held in memory, scored on accuracy."""
 
-    workload_name: str  # the registry row: targets, budget, eval period, step hint
     num_classes: int
     input_shape: tuple[int, ...]  # one example, height x width x channels
-    hidden_sizes: tuple[int, ...]  # widths of the MLP's hidden layers
-    activation: str  # the hidden layers' nonlinearity: "relu" or "sigmoid"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -57,37 +54,6 @@ class ImageClassificationWorkload(spec.Workload):
     ) -> dict[str, spec.Tensor]:
         """Weighted sums over one eval batch: ``{'accuracy': correct, 'loss': summed loss}``."""
 
-    # Constants of the registry row.
-
-    @functools.cached_property
-    def _info(self) -> registry.WorkloadInfo:
-        return registry.get_workload(self.workload_name)
-
-    @property
-    def target_metric_name(self) -> str:
-        return self._info.target_metric_name
-
-    @property
-    def validation_target_value(self) -> float:
-        return self._info.validation_target_value
-
-    @property
-    def test_target_value(self) -> float:
-        return self._info.test_target_value
-
-    @property
-    def max_allowed_runtime_sec(self) -> float:
-        return self._info.max_allowed_runtime_sec
-
-    @property
-    def eval_period_time_sec(self) -> float:
-        # AlgoPerf's are whole seconds; digits evaluates every 0.25 s (see the registry).
-        return self._info.eval_period_time_sec
-
-    @property
-    def step_hint(self) -> int:
-        return self._info.step_hint
-
     @property
     def loss_type(self) -> spec.LossType:
         return spec.LossType.SOFTMAX_CROSS_ENTROPY
@@ -97,18 +63,6 @@ class ImageClassificationWorkload(spec.Workload):
         # AlgoPerf: the validation size rounded up to whole eval batches.
         batches = math.ceil(self.num_validation_examples / self.eval_batch_size)
         return batches * self.eval_batch_size
-
-    def has_reached_validation_target(self, eval_result: dict[str, float]) -> bool:
-        return self._beats(eval_result[f"validation/{self.target_metric_name}"],
-                           self.validation_target_value)
-
-    def has_reached_test_target(self, eval_result: dict[str, float]) -> bool:
-        return self._beats(eval_result[f"test/{self.target_metric_name}"],
-                           self.test_target_value)
-
-    def _beats(self, value: float, target: float) -> bool:
-        # The runner's comparisons are strict (scoring's are not, see registry.reached).
-        return value > target if self._info.direction == registry.MAXIMIZE else value < target
 
     # Data.
 

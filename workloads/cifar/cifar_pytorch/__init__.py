@@ -1,0 +1,1 @@
+"""The CIFAR workload in PyTorch."""

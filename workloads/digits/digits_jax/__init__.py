@@ -1,0 +1,1 @@
+"""The digits workload in JAX."""

@@ -1,0 +1,1 @@
+"""The MNIST workload in JAX."""
