@@ -53,17 +53,13 @@ def cifar_data_dir(tmp_path_factory) -> Path:
     return data_dir
 
 
-def test_resnet18_has_algoperfs_parameter_count_in_both_frameworks():
+def test_resnet18_starts_as_algoperfs_and_marks_its_classifier_as_output():
+    """Parameter count, names and shapes, and batch-norm statistics in both frameworks:
+    tests/test_workload_conformance.py."""
     jax_workload = registry.import_workload("cifar", "jax")
-    params, state = jax_workload.init_model_fn(jax.random.PRNGKey(0))
-    assert sum(x.size for x in jax.tree.leaves(params)) == 11_173_962
-    assert sum(x.size for x in jax.tree.leaves(state)) == 9_600
-    assert set(params) >= {"Conv_init", "BatchNorm_init", "ResNetBlock_7", "Dense_0"}
-    assert "Conv_proj" in params["ResNetBlock_2"] and "Conv_proj" not in params["ResNetBlock_1"]
+    params, _ = jax_workload.init_model_fn(jax.random.PRNGKey(0))
     torch_workload = registry.import_workload("cifar", "pytorch")
     model, _ = torch_workload.init_model_fn(random_utils.PRNGKey(0))
-    assert sum(p.numel() for p in model.parameters()) == 11_173_962
-    assert sum(b.numel() for n, b in model.named_buffers() if "running" in n) == 9_600
     assert torch_workload.is_output_params("fc.weight") and jax_workload.is_output_params(
         "Dense_0")
     # Each block's second batch norm starts with zero scale, as in AlgoPerf.

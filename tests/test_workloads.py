@@ -33,8 +33,6 @@ FRAMEWORKS = ("jax", "pytorch")
 TRAIN = spec.ForwardPassMode.TRAIN
 EVAL = spec.ForwardPassMode.EVAL
 PARAM_COUNTS = {"digits": 64 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10, "mnist": 101_770}
-EVAL_KEYS = {"train/accuracy", "train/loss", "validation/accuracy", "validation/loss",
-             "validation/num_examples", "test/accuracy", "test/loss", "test/num_examples"}
 
 
 def write_idx(path, array: np.ndarray) -> None:
@@ -130,30 +128,13 @@ def test_eval_batches_pad_the_last_batch_with_zero_weights_and_repeat():
 
 
 @pytest.mark.parametrize("name", WORKLOADS)
-def test_registry_imports_both_frameworks_with_registry_targets(name):
-    info = registry.get_workload(name)
-    for framework in FRAMEWORKS:
-        workload = registry.import_workload(name, framework)
-        assert type(workload).__name__ == info.class_name
-        assert workload.validation_target_value == info.validation_target_value
-        assert workload.test_target_value == info.test_target_value
-        assert workload.max_allowed_runtime_sec == info.max_allowed_runtime_sec
-        assert workload.eval_period_time_sec == info.eval_period_time_sec
-        assert workload.step_hint == info.step_hint
-        assert workload.target_metric_name == "accuracy"
-
-
-@pytest.mark.parametrize("name", WORKLOADS)
-def test_init_gives_the_same_shapes_and_param_count_in_both_frameworks(name):
+def test_init_gives_the_param_count_and_param_shapes_in_both_frameworks(name):
     jax_workload = registry.import_workload(name, "jax")
     torch_workload = registry.import_workload(name, "pytorch")
     params, jax_state = jax_workload.init_model_fn(rngs(0)[2])
     model, torch_state = torch_workload.init_model_fn(rngs(0)[2])
     assert jax_state is None and torch_state is None
-    jax_shapes = [(leaf["kernel"].shape, leaf["bias"].shape) for leaf in params.values()]
-    torch_shapes = [(layer.weight.shape[::-1], layer.bias.shape)
-                    for layer in model.net if isinstance(layer, torch.nn.Linear)]
-    assert jax_shapes == [tuple(map(tuple, pair)) for pair in torch_shapes]
+    # That the shapes correspond layer by layer is the parity harness's strict transfer.
     jax_count = sum(leaf.size for leaf in jax.tree.leaves(params))
     torch_count = sum(p.numel() for p in model.parameters())
     assert jax_count == torch_count == PARAM_COUNTS[name]
@@ -249,17 +230,9 @@ def test_model_fn_gives_logits_per_example_in_the_framework_layout(name, framewo
     np.testing.assert_allclose(to_numpy(eval_logits), to_numpy(logits), rtol=1e-6)
 
 
-def test_pytorch_model_fn_switches_train_and_eval_mode():
-    workload = registry.import_workload("digits", "pytorch")
-    model, _ = workload.init_model_fn(rngs(0)[2])
-    batch = next(workload._build_input_queue(rngs(0)[0], "train", None, 8))
-    logits, _ = workload.model_fn(model, batch, None, EVAL, None, False)
-    assert not model.training and not logits.requires_grad
-    logits, _ = workload.model_fn(model, batch, None, TRAIN, None, True)
-    assert model.training and logits.requires_grad
-
-
-def test_loss_fn_agrees_across_frameworks_and_masks_padding():
+def test_loss_fn_masks_padding():
+    """Each framework on its own; that both give the same losses on the same logits (masked,
+    label-smoothed) is the parity harness's ``loss_fn`` check (tests/test_parity.py)."""
     logits = np.random.RandomState(0).normal(size=(6, 10)).astype(np.float32)
     labels = np.array([0, 3, 9, 3, 5, 1])
     mask = np.array([1, 1, 1, 1, 0, 0], np.float32)
@@ -275,8 +248,6 @@ def test_loss_fn_agrees_across_frameworks_and_masks_padding():
             per_example = to_numpy(out["per_example"])
             assert per_example.shape == (6,) and np.all(per_example[4:] == 0)
             assert float(out["summed"]) == pytest.approx(per_example.sum(), rel=1e-6)
-        np.testing.assert_allclose(to_numpy(jax_out["per_example"]),
-                                   to_numpy(torch_out["per_example"]), rtol=1e-5)
     unmasked = jax_workload.loss_fn(jnp.asarray(labels), jnp.asarray(logits))
     assert float(unmasked["n_valid_examples"]) == 6
     log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
@@ -289,19 +260,15 @@ def test_loss_fn_agrees_across_frameworks_and_masks_padding():
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize("name", WORKLOADS)
-def test_eval_model_reports_algoperf_keys_and_is_repeatable(name, framework, request):
+def test_untrained_eval_scores_accuracies_and_about_ln10_losses(name, framework, request):
+    """Names, finiteness and repeatability of eval_model: tests/test_workload_conformance.py."""
     workload = registry.import_workload(name, framework)
     params, state = workload.init_model_fn(rngs(0)[2])
-    data_dir = data_dir_of(name, request)
-    results = [workload.eval_model(workload.eval_batch_size, params, state, rngs(0)[3],
-                                   data_dir, None, 0) for _ in range(2)]
-    assert set(results[0]) == EVAL_KEYS
-    assert results[0] == results[1]  # the cached iterators restart at each split's beginning
-    assert results[0]["validation/num_examples"] == workload.num_validation_examples
-    assert results[0]["test/num_examples"] == workload.num_test_examples
+    result = workload.eval_model(workload.eval_batch_size, params, state, rngs(0)[3],
+                                 data_dir_of(name, request), None, 0)
     for split in ("train", "validation", "test"):
-        assert 0.0 <= results[0][f"{split}/accuracy"] <= 1.0
-        assert 1.0 < results[0][f"{split}/loss"] < 5.0  # about ln(10) for an untrained model
+        assert 0.0 <= result[f"{split}/accuracy"] <= 1.0
+        assert 1.0 < result[f"{split}/loss"] < 5.0  # about ln(10) for an untrained model
 
 
 def test_eval_accuracy_counts_only_real_examples():

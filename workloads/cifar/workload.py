@@ -77,10 +77,14 @@ class BaseCifarWorkload(ImageClassificationWorkload):
 
     # Data.
 
+    def _load_parts(self, data_dir: str | None) -> None:
+        """Reads both prepared parts once: the split sizes depend on both."""
+        if not self._parts:
+            self._parts = input_pipeline.load_parts(data_dir)
+
     def _load_split(self, split: str, data_dir: str | None) -> dict[str, np.ndarray]:
         """uint8 images (N, 32, 32, 3) and int32 labels; normalised later, per batch."""
-        if not self._parts:  # both parts at once: the split sizes depend on both
-            self._parts = input_pipeline.load_parts(data_dir)
+        self._load_parts(data_dir)
         images, labels = self._parts["test" if split == "test" else "train"]
         if split == "train":
             rows = slice(0, self.num_train_examples)
@@ -89,6 +93,23 @@ class BaseCifarWorkload(ImageClassificationWorkload):
         else:
             rows = slice(None)
         return {"inputs": images[rows], "targets": labels[rows].astype(np.int32)}
+
+    def eval_model(
+        self,
+        global_batch_size: int,
+        params: spec.ParameterContainer,
+        model_state: spec.ModelAuxiliaryState,
+        rng: spec.RandomState,
+        data_dir: str,
+        imagenet_v2_data_dir: str | None,
+        global_step: int,
+    ) -> dict[str, float]:
+        """``spec.Workload.eval_model`` with the data read first: it passes each split's size
+        before the split is loaded, and the sizes follow the prepared data (without this, an
+        eval before any input queue scored eval_train on the official 5,120 examples)."""
+        self._load_parts(data_dir)
+        return super().eval_model(global_batch_size, params, model_state, rng, data_dir,
+                                  imagenet_v2_data_dir, global_step)
 
     def _build_input_queue(
         self,

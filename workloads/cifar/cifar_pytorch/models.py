@@ -5,7 +5,10 @@ Module names follow AlgoPerf's (torchvision's): ``conv1``, ``bn1``, ``layer1..4`
 Initialisation as AlgoPerf: convolutions LeCun-normal (truncated at two standard deviations,
 as flax's default), batch norm scale 1 and shift 0 except the zero scale of each block's
 ``bn2``, classifier weights N(0, 0.01^2) and zero bias. Batch-norm momentum 0.1 (flax's 0.9),
-epsilon 1e-5.
+epsilon 1e-5. The 3x3 convolutions pad as flax's 'SAME' (``common.pytorch_conv``), so the
+stride-2 ones pad one row and column after and none before, as AlgoPerf's JAX model does;
+torchvision's (and AlgoPerf's PyTorch model's) one on every side computes a different function
+from the same weights.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from algoperf.workloads.common.pytorch_conv import Conv2dSame
 from algoperf.workloads.common.pytorch_init import pytorch_default_init
 
 
 def _conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+    return Conv2dSame(in_channels, out_channels, 3, stride=stride, bias=False)
 
 
 class BasicBlock(nn.Module):
