@@ -46,6 +46,7 @@ import torch
 
 from algoperf import checkpoints, random_utils, spec
 from algoperf.workloads import registry
+from algoperf.workloads.common.param_count import count_parameters
 
 FRAMEWORKS = registry.FRAMEWORKS
 TRAIN = spec.ForwardPassMode.TRAIN
@@ -320,13 +321,24 @@ def test_has_reached_targets_follow_the_registry_rows_direction_strictly(name, f
 
 
 @pytest.mark.parametrize(("name", "framework"), CASES)
-def test_param_count_is_the_registry_rows(name, framework, zoo):
+def test_param_count_is_the_registry_rows(name, framework):
+    """Counted shape-only (``common.param_count``), so the largest models cost nothing."""
+    workload = registry.import_workload(name, framework)
+    _, _, model_rng, _ = keys(0)
+    count = count_parameters(workload, framework, model_rng)
+    assert count == registry.get_workload(name).expected_param_count(framework)
+
+
+@pytest.mark.parametrize(("name", "framework"), CASES)
+def test_shape_only_count_is_the_initialised_models(name, framework, zoo):
     model = zoo.model(name, framework)
     if framework == "jax":
         count = sum(leaf.size for leaf in jax.tree.leaves(model.params))
     else:
         count = sum(p.numel() for _, p in unwrap(model.params).named_parameters())
-    assert count == model.info.expected_param_count(framework)
+    _, _, model_rng, _ = keys(0)
+    assert count == count_parameters(registry.import_workload(name, framework), framework,
+                                     model_rng)
 
 
 # 3. Parameter and model-state names.
