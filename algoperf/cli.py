@@ -21,7 +21,7 @@ class _LazyGroup(click.Group):
         "datasets": "algoperf.datasets.command:datasets",
         "fingerprint": "algoperf.hardware.command:fingerprint_command",
         "keys": "algoperf.verification.command:keys_group",
-        "workloads": "algoperf.run_command:workloads",
+        "workloads": "algoperf.workloads.command:workloads",
         "docker": "algoperf.containers.commands:docker",
         "env": "algoperf.containers.commands:env",
         "score": "algoperf.scoring.command:score_command",

@@ -1,4 +1,5 @@
-"""`algoperf run` (train a submission on a workload) and `algoperf workloads` (list them)."""
+"""`algoperf run`: train a submission on a workload (`algoperf workloads` lives in
+``algoperf.workloads.command``)."""
 
 from __future__ import annotations
 
@@ -136,25 +137,3 @@ def run(ctx: click.Context, **options) -> None:
         for r in failed:
             click.echo(f"error: study {r.study} trial {r.trial} failed: {r.error}", err=True)
         sys.exit(1)
-
-
-@click.command()
-@click.option("--rules", default=registry.DEFAULT_RULES, show_default=True,
-              type=click.Choice(sorted(registry.RULES)))
-@click.option("--all", "show_all", is_flag=True, help="Include variants.")
-def workloads(rules: str, show_all: bool) -> None:
-    """List workloads with their targets and budgets under a rules version."""
-    r = registry.get_rules(rules)
-    table = Table(title=f"workloads, rules {rules}: {r.description}")
-    for column in ("workload", "dataset", "target", "budget (s)", "step hint",
-                   "eval period (s)", "implemented"):
-        table.add_column(column)
-    for name, info in registry.WORKLOADS.items():
-        if info.is_variant and not show_all:
-            continue
-        op = ">=" if info.direction == registry.MAXIMIZE else "<="
-        table.add_row(name, info.dataset,
-                      f"{info.target_metric_name} {op} {info.validation_target_value:g}",
-                      f"{r.budget(name):g}", str(r.step_hint(name)),
-                      f"{info.eval_period_time_sec:g}", "yes" if info.implemented else "")
-    terminal.console().print(table)
