@@ -50,7 +50,7 @@ class WorkloadInfo:
     param_count: int  # trainable parameters of AlgoPerf's model (its JAX model)
     metrics: tuple[str, ...]  # eval metric names per split, as AlgoPerf logs them
     settings: Mapping[str, Any] = dataclasses.field(  # a variant's constructor settings
-        default_factory=lambda: types.MappingProxyType({}))
+        default_factory=lambda: types.MappingProxyType({}), hash=False)
     param_count_pytorch: int | None = None  # where AlgoPerf's PyTorch model differs
     dev: bool = False
 
