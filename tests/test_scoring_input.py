@@ -1,7 +1,10 @@
 """Reading logs: layouts, dev workloads, protocol checks, and bad input as warnings."""
 
+import base64
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import hypothesis.strategies as st
@@ -190,6 +193,7 @@ def test_held_out_names_must_be_known_variants(tmp_path):
     (HEADER.format(m="accuracy") + "\n10,100,0,10,nan,nan\n", "nan_metric"),
     ("global_step,score\n1,2\n", "malformed_csv"),
     (b"\x00\xff\xfe garbage\n\xc3", "malformed_csv"),
+    (base64.b64encode(bytes(range(256))) + b"\n", "malformed_csv"),
 ])
 def test_bad_csv_is_a_warning_and_the_trial_misses_the_target(tmp_path, text, kind):
     write_trial(tmp_path / "exp", "study_0", "digits_jax", "trial_1", text=text)
@@ -199,6 +203,40 @@ def test_bad_csv_is_a_warning_and_the_trial_misses_the_target(tmp_path, text, ki
     trials = report.submissions[0].workloads["digits"].trials
     assert [t.trial.trial for t in trials] == ["trial_1", "trial_2"]
     assert trials[0].time_to_target == math.inf and trials[1].time_to_target == 20.0
+
+
+GARBAGE = "\n".join(base64.b64encode(bytes(range(k, k + 57))).decode() for k in range(20))
+GOOD_HEADER_GARBAGE_ROWS = HEADER.format(m="accuracy") + "".join(
+    f"\n{GARBAGE[:20]},x{k},,{GARBAGE[20:30]},?,!" for k in range(5))
+
+
+@pytest.mark.parametrize(("text", "why"), [
+    (GARBAGE, "not an AlgoPerf eval log of digits: no 'global_step', "
+              "'accumulated_submission_time' or 'validation/accuracy' column"),
+    (GOOD_HEADER_GARBAGE_ROWS, "cells of the columns scoring reads are not numbers"),
+    ("global_step,score\n1,2\n", "no 'validation/accuracy' column"),
+])
+def test_logs_that_are_not_algoperf_logs_are_refused_in_one_line_naming_the_file(tmp_path,
+                                                                                  text, why):
+    trial = write_trial(tmp_path / "exp", "study_0", "digits_jax", "trial_1", text=text)
+    done = subprocess.run([sys.executable, "-m", "algoperf", "score", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"error: {trial / 'eval_measurements.csv'}: ")
+    assert why in done.stderr and "nothing to score" in done.stderr
+
+
+def test_a_garbage_log_beside_good_trials_is_a_warning_that_strict_fails_on(tmp_path):
+    write_submission(tmp_path, "exp", studies=1, trials=2)
+    bad = write_trial(tmp_path / "exp", "study_0", "digits_jax", "trial_3", text=GARBAGE)
+    report = score([tmp_path], bootstrap_replicates=0)
+    (warning,) = [w for w in report.warnings if w.path == str(bad)]
+    assert warning.kind == "malformed_csv" and "not an AlgoPerf eval log" in warning.message
+    assert report.submissions[0].time("digits") == 20.0  # the good trials still count
+    result = CliRunner().invoke(cli, ["score", str(tmp_path), "--strict", "--bootstrap", "0"])
+    assert result.exit_code == 1
+    assert "not an AlgoPerf eval log" in result.stderr
 
 
 def test_a_trial_without_csv_is_skipped_with_a_warning(tmp_path):
@@ -239,6 +277,28 @@ def test_events_recorded_under_other_rules_warn_to_pass_them(tmp_path):
     messages = [str(w) for w in report.warnings if w.kind == "rules_mismatch"]
     assert len(messages) == 2
     assert "--ruleset self" in messages[0] and "--rules v0.5" in messages[1]
+
+
+def test_ruleset_and_rules_default_to_the_ones_the_runs_record(tmp_path):
+    events = [run_event("run_start", ruleset="self", rules_version="v0.5"),
+              run_event("run_end", status="completed")]
+    write_trial(tmp_path / "exp", "study_0", "digits_jax", "trial_1", events=events)
+    report = score([tmp_path], bootstrap_replicates=0)
+    assert (report.ruleset, report.rules) == ("self", "v0.5")
+    assert "rules_mismatch" not in kinds(report)
+
+
+def test_submissions_recording_another_ruleset_than_the_rest_share_one_warning(tmp_path):
+    for name, ruleset in (("a", "self"), ("b", "self"), ("c", "external"), ("d", "external"),
+                          ("e", "external")):
+        events = [run_event("run_start", ruleset=ruleset),
+                  run_event("run_end", status="completed")]
+        write_trial(tmp_path / name, "study_0", "digits_jax", "trial_1", events=events)
+    report = score([tmp_path], bootstrap_replicates=0)
+    assert report.ruleset == "external"
+    (warning,) = [w for w in report.warnings if w.kind == "rules_mismatch"]
+    assert warning.message.startswith("a, b run under the 'self' tuning ruleset but are scored "
+                                      "under the 'external' tuning ruleset")
 
 
 def test_unreadable_events_are_a_warning(tmp_path):

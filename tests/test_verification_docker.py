@@ -50,7 +50,10 @@ def test_sealed_sandboxed_run_is_verified(sealed_run, tmp_path):
                     str(tmp_path / "out"))
     cert = json.loads((tmp_path / "out" / "certificate.intoto.json").read_text())
     checks = {c["name"]: c for c in cert["predicate"]["trials"][0]["checks"]}
-    not_passed = {k: c["summary"] for k, c in checks.items() if c["status"] != "pass"}
+    # The measurement check is a finding on a busy host, never a verdict (see docs/verify.md).
+    assert checks["measurement"]["status"] in ("pass", "note", "skip")
+    not_passed = {k: c["summary"] for k, c in checks.items()
+                  if c["status"] != "pass" and k != "measurement"}
     # The CPU machine matches the cpu-dev profile, so everything is certified; a host without
     # 2 usable threads or 4 GiB would make only the hardware check uncertifiable.
     assert set(not_passed) <= {"hardware"}, not_passed

@@ -19,7 +19,7 @@ from typing import Any
 
 from algoperf.logs.atomic import write_atomic
 from algoperf.verification import dsse, statement
-from algoperf.verification.findings import FAIL, PASS, SKIP, UNCERTIFIABLE, Check
+from algoperf.verification.findings import FAIL, NOTE, PASS, SKIP, UNCERTIFIABLE, Check
 from algoperf.verification.keys import SigningKey
 from algoperf.verification.seal import utc_now
 from algoperf.verification.verify import Verification
@@ -105,6 +105,9 @@ def report(v: Verification) -> str:
     reasons = _reasons(v, UNCERTIFIABLE)
     if reasons:
         lines += ["", "## Why not certifiable", ""] + reasons
+    notes = _listed(v, NOTE)
+    if notes:
+        lines += ["", "## Findings (they change no verdict)", ""] + notes
     lines += _scores(v)
     return "\n".join(lines) + "\n"
 
@@ -114,14 +117,15 @@ def _check_table(v: Verification) -> list[str]:
     for trial in v.trials:
         for c in trial.checks:
             by_name.setdefault(c.name, collections.Counter())[c.status] += 1
-    rows = ["| check | pass | fail | not certifiable | skipped |", "|---|---|---|---|---|"]
+    rows = ["| check | pass | fail | not certifiable | skipped | noted |",
+            "|---|---|---|---|---|---|"]
     for name, counts in by_name.items():
         rows.append(f"| {name} | {counts[PASS]} | {counts[FAIL]} | {counts[UNCERTIFIABLE]} | "
-                    f"{counts[SKIP]} |")
+                    f"{counts[SKIP]} | {counts[NOTE]} |")
     for c in v.checks:
         rows.append(f"| {c.name} (all trials) | {int(c.status == PASS)} | "
                     f"{int(c.status == FAIL)} | {int(c.status == UNCERTIFIABLE)} | "
-                    f"{int(c.status == SKIP)} |")
+                    f"{int(c.status == SKIP)} | {int(c.status == NOTE)} |")
     return rows
 
 

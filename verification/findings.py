@@ -3,6 +3,7 @@
 Every check ends in one status. ``fail`` means the logs contradict themselves, their
 signatures or the rules; ``uncertifiable`` means nothing is wrong but the run cannot be
 certified (unsigned, not on the reference hardware, not in the pinned image, legacy logs);
+``note`` is a finding that changes nothing (a trial measured on a contended host);
 ``skip`` means the check does not apply. The verdict is the worst status over all checks:
 any failure fails the whole tree (exit 1), else anything uncertifiable makes it not
 certifiable (exit 2), else it is verified (exit 0).
@@ -15,7 +16,8 @@ from collections.abc import Iterable
 from typing import Any
 
 PASS, SKIP, UNCERTIFIABLE, FAIL = "pass", "skip", "uncertifiable", "fail"
-_SEVERITY = {PASS: 0, SKIP: 0, UNCERTIFIABLE: 1, FAIL: 2}
+NOTE = "note"  # a finding, not a failure: it never changes the verdict
+_SEVERITY = {PASS: 0, SKIP: 0, NOTE: 0, UNCERTIFIABLE: 1, FAIL: 2}
 
 VERIFIED = "verified"
 FAILED = "failed"

@@ -111,6 +111,8 @@ def verify_legacy_trial(root: str | os.PathLike, path: str | os.PathLike,
                               ruleset, rules))
     checks.append(Check("signature", UNCERTIFIABLE, "legacy AlgoPerf logs: no event log, "
                         "nothing signed or witnessed"))
+    checks.append(Check("measurement", SKIP, "not recorded (AlgoPerf's logs have no "
+                        "measurement-quality record)"))
     files = {name(f): file_sha256(path / f) for f in tree_files(path)}
     facts = {"workload": workload.group(1) if workload else None,
              "framework": workload.group(2) if workload else None,

@@ -14,17 +14,19 @@ from algoperf.errors import UserError
 from algoperf.hardware import compare, load_profile
 from algoperf.hardware.fingerprint import Fingerprint
 from algoperf.logs import events as ev
+from algoperf.logs import quality
 from algoperf.logs.trial_files import HPARAMS_FILENAME, flags_filename, meta_data_filename
 from algoperf.logs.values import parse_float
 from algoperf.scoring.discover import TRIAL_DIR, WORKLOAD_DIR
 from algoperf.verification.context import Trial
-from algoperf.verification.findings import PASS, SKIP, UNCERTIFIABLE, Check, Problem, check
+from algoperf.verification.findings import NOTE, PASS, SKIP, UNCERTIFIABLE, Check, Problem, check
 from algoperf.verification.tables import compare_eval_csv
 from algoperf.verification.timing import EvalPoint, check_timing
 from algoperf.workloads import registry
 
-KNOWN_TYPES = frozenset({ev.RUN_START, ev.TRIAL_START, ev.EVAL, ev.CHECKPOINT, ev.RESUME,
-                         ev.ERROR, ev.RUN_END, ev.LOG_REPAIR, "hardware_sample"})
+KNOWN_TYPES = frozenset({ev.RUN_START, ev.TRIAL_START, ev.EVAL, ev.CHECKPOINT,
+                         ev.CHECKPOINT_DISABLED, ev.RESUME, ev.ERROR, ev.RUN_END,
+                         ev.LOG_REPAIR, "hardware_sample"})
 START_FIELDS = {"workload": str, "framework": str, "rules_version": str, "ruleset": str,
                 "study": int, "trial": int, "seed": int, "submission_sha256": str,
                 "budget_sec": (int, float), "eval_period_sec": (int, float)}
@@ -236,6 +238,24 @@ def _goal_problems(t: Trial, info: registry.WorkloadInfo) -> list[Problem]:
                 problems.append(Problem(t.events_name, line, f"{split}_goal_reached is "
                                         f"{claimed} but the metrics say {reached[split]}"))
     return problems
+
+
+def measurement(t: Trial) -> Check:
+    """How busy the host was while the trial trained (run_end's measurement_quality, judged by
+    `algoperf.logs.quality`): a contended trial is a finding (NOTE), never a failure."""
+    if t.run_end is None:
+        return Check("measurement", SKIP, f"{quality.NOT_RECORDED}: no run_end")
+    line, record = t.run_end
+    measured = record["data"].get(quality.RECORD_KEY)
+    found = quality.assess(measured)
+    if not found.recorded:
+        return Check("measurement", SKIP, quality.NOT_RECORDED)
+    if found.contended:
+        reason = (f"contended: {'; '.join(found.reasons)}; the time to target measures the "
+                  "host as much as the submission")
+        return Check("measurement", NOTE, reason, (Problem(t.events_name, line, reason),))
+    return Check("measurement", PASS if found.contended is False else SKIP,
+                 quality.describe(measured))
 
 
 def hardware(t: Trial) -> Check:

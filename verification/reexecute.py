@@ -30,6 +30,7 @@ from typing import Any
 from algoperf.errors import UserError
 from algoperf.logs import events as ev
 from algoperf.logs.measurements import MEASUREMENTS_FILENAME
+from algoperf.scoring.discover import Tree
 from algoperf.verification.eventlog import scan
 from algoperf.verification.findings import (
     FAIL,
@@ -40,7 +41,6 @@ from algoperf.verification.findings import (
     Problem,
     TrialVerdict,
 )
-from algoperf.verification.tree import Tree
 
 DEFAULT_RTOL = 1e-4
 DEFAULT_ATOL = 1e-6

@@ -27,11 +27,17 @@ from algoperf.errors import UserError
 from algoperf.scoring import diagnostics as dg
 from algoperf.scoring import score
 from algoperf.scoring.csvlog import read_eval_measurements
-from algoperf.scoring.discover import TRIAL_DIR, WORKLOAD_DIR, TrialDir
+from algoperf.scoring.discover import (
+    STUDY_OR_BELOW,
+    TRIAL,
+    TRIAL_DIR,
+    WORKLOAD_DIR,
+    Tree,
+    TrialDir,
+)
 from algoperf.scoring.events import read_run_events
 from algoperf.scoring.trials import evaluate_trial, wanted_columns
 from algoperf.verification.findings import FAIL, SKIP, Check, Problem, check
-from algoperf.verification.tree import STUDY_OR_BELOW, TRIAL, Tree
 from algoperf.workloads import registry
 
 REL_TOL = 1e-9
@@ -146,6 +152,8 @@ class Claims:
     source: str
     scores: dict[str, Claimed]  # submission -> score
     times: dict[str, dict[str, Claimed]]  # submission -> workload -> time
+    # the submissions of each claimed leaderboard, when the claims hold several
+    boards: list[frozenset[str]] = dataclasses.field(default_factory=list)
 
 
 def _claimed(text: str) -> Claimed:
@@ -184,6 +192,7 @@ def load_claims(path: str | os.PathLike) -> Claims:
         merged = Claims(str(path), {}, {})
         for c in claims:
             merged.scores.update(c.scores)
+            merged.boards.extend(c.boards)
             for name, times in c.times.items():
                 merged.times.setdefault(name, {}).update(times)
         return merged
@@ -205,11 +214,18 @@ def load_claims(path: str | os.PathLike) -> Claims:
 def _json_claims(source: str, text: str) -> Claims:
     data = json.loads(text)
     claims = Claims(source, {}, {})
-    for entry in data["submissions"]:
-        name = str(entry["name"])
-        if entry.get("score") is not None:
-            claims.scores[name] = _from_json(entry["score"])
-        claims.times[name] = {w: _from_json(t) for w, t in (entry.get("times") or {}).items()}
+    # One leaderboard, or several (`algoperf score` of a folder holding external_tuning/
+    # and self_tuning/): {"leaderboards": [report, ...]}.
+    boards = data["leaderboards"] if "leaderboards" in data else [data]
+    for board in boards:
+        for entry in board["submissions"]:
+            name = str(entry["name"])
+            if entry.get("score") is not None:
+                claims.scores[name] = _from_json(entry["score"])
+            claims.times[name] = {w: _from_json(t)
+                                  for w, t in (entry.get("times") or {}).items()}
+        if "leaderboards" in data:
+            claims.boards.append(frozenset(str(e["name"]) for e in board["submissions"]))
     return claims
 
 
@@ -248,7 +264,7 @@ def compare_claims(claims: Claims, result: Recomputed) -> Check:
                                         f"{claimed.text}, the logs give {_show(actual)}"))
         if name in claims.scores:
             members = {s.name for s in board.submissions}
-            if members != set(claims.scores):
+            if members != set(claims.scores) and members not in claims.boards:
                 continue  # a score depends on the whole leaderboard: compare like with like
             compared += 1
             if not _agrees(claims.scores[name], sub.score):

@@ -50,6 +50,7 @@ def verify_trial(root: str | os.PathLike, path: str | os.PathLike,
         _guarded(t, "environment", lambda t: records.environment(t, seal_run)),
         _guarded(t, "submission", lambda t: records.submission(t, seal_run)),
         _guarded(t, "dataset", lambda t: records.dataset(t, seal_run)),
+        _guarded(t, "measurement", records.measurement),
     ]
     subjects = {t.name(f): digest for f, digest in files.items()}
     if (path / SEAL_FILENAME).exists():

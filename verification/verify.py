@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from algoperf.logs.events import EVENTS_FILENAME
+from algoperf.scoring.discover import Tree, find_trials
 from algoperf.verification.context import Options
 from algoperf.verification.findings import (
     EXIT_CODES,
@@ -32,7 +33,6 @@ from algoperf.verification.findings import (
 )
 from algoperf.verification.legacy import verify_legacy_trial
 from algoperf.verification.scores import Claims, Recomputed, compare_claims, recompute
-from algoperf.verification.tree import Tree, find_trials
 from algoperf.verification.trial import verify_trial
 from algoperf.workloads import registry
 

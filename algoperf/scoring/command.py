@@ -8,10 +8,11 @@ from pathlib import Path
 import click
 
 from algoperf.errors import UserError
+from algoperf.scoring import diagnostics as dg
 from algoperf.scoring.bootstrap import DEFAULT_REPLICATES
-from algoperf.scoring.formats import FORMATS, render, render_table
-from algoperf.scoring.outputs import write_outputs
-from algoperf.scoring.scorer import RULESETS, score
+from algoperf.scoring.formats import FORMATS, render_many, render_table
+from algoperf.scoring.outputs import write_all_outputs
+from algoperf.scoring.scorer import RULESETS, score_leaderboards
 from algoperf.workloads import registry
 
 
@@ -38,11 +39,12 @@ def read_held_out(path: Path) -> list[str]:
 
 @click.command("score")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--rules", type=click.Choice(sorted(registry.RULES)),
-              default=registry.DEFAULT_RULES, show_default=True,
-              help="Rules version: workloads, studies, trials, budgets, held-out variants.")
-@click.option("--ruleset", type=click.Choice(RULESETS), default="external", show_default=True,
-              help="Tuning ruleset the runs followed.")
+@click.option("--rules", type=click.Choice(sorted(registry.RULES)), default=None,
+              help="Rules version: workloads, studies, trials, budgets, held-out variants "
+                   f"[default: the one the runs record, else {registry.DEFAULT_RULES}].")
+@click.option("--ruleset", type=click.Choice(RULESETS), default=None,
+              help="Tuning ruleset the runs followed [default: the one each leaderboard's "
+                   "runs record, else external].")
 @click.option("--held-out", "held_out_file", type=click.Path(dir_okay=False, path_type=Path),
               help="JSON list of held-out variants, overriding the rules version's sample.")
 @click.option("--reference", metavar="SUBMISSION",
@@ -57,30 +59,46 @@ def read_held_out(path: Path) -> list[str]:
               default=DEFAULT_REPLICATES, show_default=True,
               help="Bootstrap replicates over studies for intervals and rank odds (0: off).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
-def score_command(paths: tuple[Path, ...], rules: str, ruleset: str, held_out_file: Path | None,
-                  reference: str | None, strict: bool, out_dir: Path | None, fmt: str,
-                  replicates: int, seed: int) -> None:
+def score_command(paths: tuple[Path, ...], rules: str | None, ruleset: str | None,
+                  held_out_file: Path | None, reference: str | None, strict: bool,
+                  out_dir: Path | None, fmt: str, replicates: int, seed: int) -> None:
     """Score submissions from their logs, as AlgoPerf does.
 
     PATH is a submission's experiment directory (<submission>/study_<k>/
-    <workload>_<framework>/trial_<i>/eval_measurements.csv) or a directory of submissions.
+    <workload>_<framework>/trial_<i>/eval_measurements.csv), a directory of submissions, or
+    one folder holding several such leaderboards (external_tuning/ and self_tuning/), each
+    scored on its own under the ruleset its runs record.
     """
     held_out = read_held_out(held_out_file) if held_out_file else None
-    report = score(paths, rules=rules, ruleset=ruleset, held_out=held_out, reference=reference,
-                   bootstrap_replicates=replicates, seed=seed)
+    reports = score_leaderboards(paths, rules=rules, ruleset=ruleset, held_out=held_out,
+                                 reference=reference, bootstrap_replicates=replicates,
+                                 seed=seed)
     if fmt == "table":
         from algoperf.terminal import console
 
-        render_table(report, console())
+        for k, report in enumerate(reports):
+            if k:
+                console().print()
+            render_table(report, console())
     else:
-        click.echo(render(report, fmt), nl=False)
+        click.echo(render_many(reports, fmt), nl=False)
     if out_dir is not None:
-        written = write_outputs(report, out_dir)
-        click.echo(f"wrote {len(written)} files to {out_dir}", err=True)
-    if report.warnings and fmt != "table" and not strict:
-        click.echo(f"{len(report.warnings)} warnings (listed in the report; --strict fails "
-                   "on them)", err=True)
-    if strict and report.warnings:
-        for warning in report.warnings:
-            click.echo(f"warning: {warning.kind}: {warning}", err=True)
-        raise StrictFailure(f"--strict: {len(report.warnings)} warnings (listed above)")
+        written = write_all_outputs(reports, out_dir)
+        boards = (f" ({len(reports)} leaderboards: "
+                  f"{', '.join(r.leaderboard for r in reports)})" if len(reports) > 1 else "")
+        click.echo(f"wrote {len(written)} files to {out_dir}{boards}", err=True)
+    warnings = [(r.leaderboard, w) for r in reports for w in r.warnings]
+    if strict and warnings:
+        for board, warning in warnings:
+            click.echo(f"warning: {_where(board)}{warning.kind}: {warning}", err=True)
+        raise StrictFailure(f"--strict: {len(warnings)} warnings (listed above)")
+    for board, warning in warnings:  # scored under another ruleset than recorded: say so
+        if warning.kind == dg.RULES_MISMATCH:
+            click.echo(f"warning: {_where(board)}{warning.message}", err=True)
+    if warnings and fmt != "table":
+        click.echo(f"{len(warnings)} warnings (listed in the report; --strict fails on them)",
+                   err=True)
+
+
+def _where(board: str | None) -> str:
+    return f"{board}: " if board else ""

@@ -31,6 +31,8 @@ class EvalLog:
     columns: dict[str, np.ndarray]
     n_evals: int
     header: tuple[str, ...] = ()
+    bad_cells: int = 0  # non-empty cells of the converted columns that are not numbers
+    ragged_rows: int = 0  # rows whose cell count differs from the header's
 
     def get(self, name: str) -> np.ndarray | None:
         return self.columns.get(name)
@@ -113,7 +115,7 @@ def parse_eval_measurements(text: str, wanted: Collection[str] | None = None,
     columns, bad_cells = _convert(body, indices)
     if bad_cells:
         diag.warn(dg.MALFORMED_CSV, f"{bad_cells} cells are not numbers (read as NaN)", where)
-    return EvalLog(columns, len(body), tuple(header))
+    return EvalLog(columns, len(body), tuple(header), bad_cells, ragged)
 
 
 def read_eval_measurements(trial_dir: Path, wanted: Collection[str] | None = None,

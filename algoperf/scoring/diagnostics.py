@@ -26,6 +26,7 @@ MISSING_WORKLOAD = "missing_workload"
 UNSCORED_WORKLOAD = "unscored_workload"
 OVER_BUDGET = "over_budget"
 RULES_MISMATCH = "rules_mismatch"
+CONTENDED_TRIAL = "contended_trial"  # the host was busy while it trained (logs.quality)
 NO_LOGS = "no_logs"
 
 

@@ -14,6 +14,7 @@ import json
 import os
 from pathlib import Path
 
+from algoperf.logs.quality import RECORD_KEY
 from algoperf.scoring import diagnostics as dg
 
 FILENAME = "events.jsonl"
@@ -42,6 +43,13 @@ class RunEvents:
         if self.end is None:
             return ""
         return str(self.end.get("error") or self.end.get("reason") or "")
+
+    @property
+    def quality(self) -> dict | None:
+        """run_end's ``measurement_quality`` record (algoperf.logs.quality); None when the
+        run did not record one (AlgoPerf's logs, an unfinished run)."""
+        found = None if self.end is None else self.end.get(RECORD_KEY)
+        return found if isinstance(found, dict) else None
 
     def recorded(self, *keys: str) -> str | None:
         """The first of ``keys`` present in the run_start data (e.g. ``ruleset``)."""

@@ -90,7 +90,8 @@ def time_table(report: Report) -> tuple[list[str], list[list[str]]]:
 
 def title(report: Report) -> str:
     kind = "dev workloads" if report.workload_set.dev else f"rules {report.rules}"
-    return f"AlgoPerf leaderboard ({kind}, {report.ruleset} tuning)"
+    label = f" {report.leaderboard}" if report.leaderboard else ""
+    return f"AlgoPerf leaderboard{label} ({kind}, {report.ruleset} tuning)"
 
 
 def caption(report: Report) -> str:
@@ -103,7 +104,10 @@ def render_table(report: Report, console) -> None:
     """Prints the report on a rich Console."""
     from rich.table import Table
 
-    board = Table(title=title(report), caption=caption(report))
+    if report.leaderboard:  # one of several: a heading that never wraps names it
+        console.print(title(report), style="bold", highlight=False, markup=False,
+                      overflow="ignore", crop=False)
+    board = Table(title=None if report.leaderboard else title(report), caption=caption(report))
     for k, name in enumerate(leaderboard_header(report)):
         board.add_column(name, justify="left" if k == 1 else "right", no_wrap=k != 1)
     for row in leaderboard_rows(report):
@@ -119,7 +123,8 @@ def render_table(report: Report, console) -> None:
     if report.warnings:
         console.print(f"[yellow]{len(report.warnings)} warnings[/yellow]")
         for warning in report.warnings[:MAX_WARNINGS_SHOWN]:
-            console.print(f"  - {warning}", markup=False, highlight=False)
+            console.print(f"  - {warning}", markup=False, highlight=False,
+                          soft_wrap=True)  # one line per warning, however long
         if len(report.warnings) > MAX_WARNINGS_SHOWN:
             console.print(f"  ... and {len(report.warnings) - MAX_WARNINGS_SHOWN} more "
                           "(all in --format json or --out)", highlight=False)
@@ -149,16 +154,24 @@ def csv_number(value: float) -> str:
     return "inf" if math.isinf(value) else repr(float(value))
 
 
+CSV_COLUMNS = ["rank", "submission", "score", "score_ci_low", "score_ci_high",
+               "rank_probability", "workloads_reached", "speedup"]
+
+
 def render_csv(report: Report) -> str:
     """One row per submission: the leaderboard columns, then ``time/<workload>`` columns."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     workloads = report.reported_workloads
-    writer.writerow(["rank", "submission", "score", "score_ci_low", "score_ci_high",
-                     "rank_probability", "workloads_reached", "speedup",
-                     *(f"time/{w}" for w in workloads)])
+    writer.writerow([*CSV_COLUMNS, *(f"time/{w}" for w in workloads)])
+    writer.writerows(_csv_rows(report, workloads))
+    return out.getvalue()
+
+
+def _csv_rows(report: Report, workloads: list[str]) -> list[list]:
+    rows = []
     for sub in report.submissions:
-        writer.writerow([
+        rows.append([
             sub.rank, sub.name, repr(sub.score),
             "" if sub.ci is None else repr(sub.ci[0]), "" if sub.ci is None else repr(sub.ci[1]),
             "" if sub.rank_probability is None else repr(sub.rank_probability),
@@ -166,11 +179,30 @@ def render_csv(report: Report) -> str:
             "" if sub.speedup is None else csv_number(sub.speedup.geometric_mean),
             *(csv_number(sub.time(w)) for w in workloads),
         ])
-    return out.getvalue()
+    return rows
 
 
 def render_json(report: Report) -> str:
     return json.dumps(report.to_dict(), indent=2) + "\n"
+
+
+def render_many(reports: list[Report], fmt: str = "table", width: int = 120) -> str:
+    """Several leaderboards (one PATH holding ``external_tuning/`` and ``self_tuning/``) as
+    one text: tables and Markdown one after the other, each titled with its leaderboard; CSV
+    with a ``leaderboard`` column first; JSON as ``{"leaderboards": [report, ...]}``."""
+    if len(reports) == 1:
+        return render(reports[0], fmt, width)
+    if fmt == "json":
+        return json.dumps({"leaderboards": [r.to_dict() for r in reports]}, indent=2) + "\n"
+    if fmt == "csv":
+        workloads = list(dict.fromkeys(w for r in reports for w in r.reported_workloads))
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["leaderboard", *CSV_COLUMNS, *(f"time/{w}" for w in workloads)])
+        for report in reports:
+            writer.writerows([report.leaderboard, *row] for row in _csv_rows(report, workloads))
+        return out.getvalue()
+    return "\n".join(render(r, fmt, width) for r in reports)
 
 
 def render(report: Report, fmt: str = "table", width: int = 120) -> str:

@@ -61,6 +61,26 @@ def profile_csv(report: Report) -> str:
     return _csv(rows)
 
 
+def write_all_outputs(reports: Sequence[Report], out_dir: str | os.PathLike,
+                      plot_formats: Sequence[str] = PLOT_FORMATS) -> dict[str, Path]:
+    """Writes the outputs of one or several leaderboards: one report's files into ``out_dir``
+    (as :func:`write_outputs`); several reports' each into ``out_dir/<leaderboard>/``, with
+    ``out_dir/report.json`` holding them all (``{"leaderboards": [...]}``). Returns the paths
+    by role, prefixed ``<leaderboard>:`` for several."""
+    if len(reports) == 1:
+        return write_outputs(reports[0], out_dir, plot_formats)
+    out = Path(out_dir)
+    written = {}
+    for report in reports:
+        for role, path in write_outputs(report, out / report.leaderboard, plot_formats).items():
+            written[f"{report.leaderboard}:{role}"] = path
+    try:
+        written["json"] = _write(out / "report.json", formats.render_many(list(reports), "json"))
+    except OSError as e:
+        raise UserError(f"cannot write to {out}: {e.strerror}") from None
+    return written
+
+
 def write_outputs(report: Report, out_dir: str | os.PathLike,
                   plot_formats: Sequence[str] = PLOT_FORMATS) -> dict[str, Path]:
     """Writes every output of ``report`` into ``out_dir`` (created if needed); returns the

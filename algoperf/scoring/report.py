@@ -78,6 +78,7 @@ class Report:
     bootstrap_replicates: int = 0
     seed: int = 0
     level: float = 0.95
+    leaderboard: str | None = None  # its label when one PATH held several leaderboards
 
     @property
     def workloads(self) -> tuple[str, ...]:
@@ -104,6 +105,7 @@ class Report:
     def to_dict(self) -> dict:
         """The report as JSON-ready data (see the module docstring for inf/NaN)."""
         return {
+            "leaderboard": self.leaderboard,
             "rules": self.rules,
             "ruleset": self.ruleset,
             "workloads": list(self.workloads),

@@ -9,10 +9,11 @@ bootstrap and speedups. Targets, budgets and protocol sizes come from the worklo
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -20,8 +21,9 @@ from algoperf.errors import UserError
 from algoperf.scoring import diagnostics as dg
 from algoperf.scoring.aggregate import WorkloadResult, aggregate_workloads
 from algoperf.scoring.bootstrap import DEFAULT_LEVEL, DEFAULT_REPLICATES, bootstrap
+from algoperf.scoring.csvlog import FILENAME as CSV_FILENAME
 from algoperf.scoring.csvlog import read_eval_measurements
-from algoperf.scoring.discover import Submission, find_submissions
+from algoperf.scoring.discover import Submission, find_leaderboards, find_submissions
 from algoperf.scoring.events import RunEvents, read_run_events
 from algoperf.scoring.profiles import score_times
 from algoperf.scoring.protocol import WorkloadSet, check_counts, choose_workloads
@@ -47,21 +49,45 @@ def _recorded_protocol(events: RunEvents | None,
     return (str(found) if found else None), None
 
 
-def _check_protocol(name: str, recorded: tuple[str | None, str | None], ruleset: str,
-                    rules: str, where: os.PathLike, diag: dg.Diagnostics) -> None:
-    recorded_ruleset, recorded_rules = recorded
-    if recorded_ruleset is not None and recorded_ruleset != ruleset:
-        diag.warn(dg.RULES_MISMATCH, f"{name} ran under the {recorded_ruleset!r} tuning "
-                  f"ruleset but is scored as {ruleset!r}; pass --ruleset {recorded_ruleset}",
-                  where)
-    if recorded_rules is not None and recorded_rules != rules:
-        diag.warn(dg.RULES_MISMATCH, f"{name} ran under rules {recorded_rules} but is scored "
-                  f"under rules {rules}; pass --rules {recorded_rules}", where)
+def _majority(values: Sequence[str | None], known: Sequence[str]) -> str | None:
+    counts = collections.Counter(v for v in values if v in known)
+    return counts.most_common(1)[0][0] if counts else None
 
 
-def _read_trials(submission: Submission, ruleset: str, rules: str,
-                 diag: dg.Diagnostics) -> list[TrialResult]:
-    results, seen, checked = [], {}, False
+def _resolve(what: Callable[[str], str], flag: str, given: str | None,
+             recorded: dict[str, str | None], known: Sequence[str], default: str,
+             where: dict[str, os.PathLike], diag: dg.Diagnostics) -> str:
+    """The ruleset (or rules version) to score under: ``given`` (the explicit option), else
+    the one most submissions record, else ``default``. Submissions that record another get
+    one warning per recorded value, naming them all."""
+    used = given or _majority(list(recorded.values()), known) or default
+    others: dict[str, list[str]] = {}
+    for name, value in recorded.items():
+        if value is not None and value != used:
+            others.setdefault(value, []).append(name)
+    for value, names in others.items():
+        ran, are, it = ("run", "are", "them") if len(names) > 1 else ("ran", "is", "it")
+        if given is not None:
+            why = f"as {flag} {given} asks; omit {flag} (or pass {flag} {value})"
+        else:
+            why = f"which most of its leaderboard records; score {it} alone"
+        diag.warn(dg.RULES_MISMATCH, f"{', '.join(names)} {ran} under {what(value)} but {are} "
+                  f"scored under {what(used)}, {why} to use the recorded one", where[names[0]])
+    return used
+
+
+def _ruleset_words(value: str) -> str:
+    return f"the {value!r} tuning ruleset"
+
+
+def _rules_words(value: str) -> str:
+    return f"rules {value}"
+
+
+def _read_trials(submission: Submission, diag: dg.Diagnostics,
+                 ) -> tuple[list[TrialResult], tuple[str | None, str | None]]:
+    """The submission's trial results and the (ruleset, rules version) it records."""
+    results, seen, recorded = [], {}, (None, None)
     for trial in submission.trials:
         info = registry.get_workload(trial.workload)
         log = read_eval_measurements(trial.path, wanted_columns(info), diag)
@@ -76,12 +102,24 @@ def _read_trials(submission: Submission, ruleset: str, rules: str,
                       f"{seen[key]}; both count as trials of the study (as in AlgoPerf)",
                       trial.path)
         seen.setdefault(key, trial.experiment)
-        if not checked:  # one trial tells how the whole submission was run
+        if recorded == (None, None):  # one trial tells how the whole submission was run
             recorded = _recorded_protocol(events, trial.path)
-            checked = recorded != (None, None)
-            _check_protocol(submission.name, recorded, ruleset, rules, trial.path, diag)
         results.append(evaluate_trial(trial, log, events, info, diag))
-    return results
+    return results, recorded
+
+
+def _refuse_if_nothing_is_an_algoperf_log(results: dict[str, list[TrialResult]]) -> None:
+    """A silently wrong score must never come out: when some trials' eval_measurements.csv
+    are not AlgoPerf eval logs and no other trial has a usable one, scoring stops with one
+    line naming the first (with good trials beside them, each bad one is a warning)."""
+    trials = [t for ts in results.values() for t in ts]
+    bad = [t for t in trials if t.log_problem is not None]
+    if not bad or any(t.log_problem is None and t.n_evals for t in trials):
+        return
+    more = f" (and {len(bad) - 1} more trials like it)" if len(bad) > 1 else ""
+    raise UserError(f"{bad[0].trial.path / CSV_FILENAME}: {bad[0].log_problem}{more}; nothing "
+                    "to score: pass the experiment directories that AlgoPerf's runner or "
+                    "`algoperf run` wrote.")
 
 
 def _check_budgets(name: str, trials: Sequence[TrialResult], rules: registry.RulesVersion,
@@ -122,24 +160,29 @@ def _statuses(raw: np.ndarray, ruled: np.ndarray, names: Sequence[str],
     return statuses
 
 
-def score(paths: Sequence[str | os.PathLike], *, rules: str = registry.DEFAULT_RULES,
-          ruleset: str = "external", held_out: Sequence[str] | None = None,
+def score(paths: Sequence[str | os.PathLike], *, rules: str | None = None,
+          ruleset: str | None = None, held_out: Sequence[str] | None = None,
           reference: str | None = None, bootstrap_replicates: int = DEFAULT_REPLICATES,
-          seed: int = 0, level: float = DEFAULT_LEVEL) -> Report:
-    """Scores the submissions under ``paths`` and returns the :class:`Report`.
+          seed: int = 0, level: float = DEFAULT_LEVEL, leaderboard: str | None = None) -> Report:
+    """Scores the submissions under ``paths`` (one leaderboard) and returns the
+    :class:`Report`.
 
     ``paths``: submission experiment directories and/or directories of submissions.
-    ``rules``: a rules version of the registry (``v0.5``, ``v0.6``, ``a100``).
-    ``ruleset``: ``external`` or ``self`` tuning. ``held_out``: variant names overriding the
-    rules version's held-out sample. ``reference``: a submission name to compute speedups
-    against. ``bootstrap_replicates``: 0 turns the bootstrap off. Bad input is reported in
-    ``Report.warnings``; only a problem that leaves nothing to score raises UserError.
+    ``rules``: a rules version of the registry (``v0.5``, ``v0.6``, ``a100``); ``ruleset``:
+    ``external`` or ``self`` tuning. Either left None is the one the runs record (the value
+    most submissions record), else v0.6 and external; an explicit value that differs from the
+    recorded one is used, with a ``rules_mismatch`` warning. ``held_out``: variant names
+    overriding the rules version's held-out sample. ``reference``: a submission name to
+    compute speedups against. ``bootstrap_replicates``: 0 turns the bootstrap off.
+    ``leaderboard``: a label for the report. Bad input is reported in ``Report.warnings``; a
+    problem that leaves nothing to score (no logs, or no AlgoPerf logs) raises UserError.
     """
-    try:
-        rules_version = registry.get_rules(rules)
-    except registry.UnknownNameError as e:
-        raise UserError(str(e)) from None
-    if ruleset not in RULESETS:
+    if rules is not None:
+        try:
+            registry.get_rules(rules)
+        except registry.UnknownNameError as e:
+            raise UserError(str(e)) from None
+    if ruleset is not None and ruleset not in RULESETS:
         raise UserError(f"unknown ruleset {ruleset!r}; use 'external' or 'self'.")
     diag = dg.Diagnostics()
     submissions = find_submissions(paths, diag)
@@ -147,9 +190,19 @@ def score(paths: Sequence[str | os.PathLike], *, rules: str = registry.DEFAULT_R
     if reference is not None and reference not in names:
         raise UserError(f"reference submission {reference!r} not found; submissions: "
                         f"{', '.join(names)}.")
+    read = {sub.name: _read_trials(sub, diag) for sub in submissions}
+    trial_results = {name: trials for name, (trials, _) in read.items()}
+    _refuse_if_nothing_is_an_algoperf_log(trial_results)
+    where = {sub.name: sub.experiments[0] for sub in submissions}
+    ruleset = _resolve(_ruleset_words, "--ruleset", ruleset,
+                       {n: r[0] for n, (_, r) in read.items()}, RULESETS, "external", where,
+                       diag)
+    rules = _resolve(_rules_words, "--rules", rules, {n: r[1] for n, (_, r) in read.items()},
+                     list(registry.RULES), registry.DEFAULT_RULES, where, diag)
+    rules_version = registry.get_rules(rules)
     results: dict[str, dict[str, WorkloadResult]] = {}
     for sub in submissions:
-        trials = _read_trials(sub, ruleset, rules_version.name, diag)
+        trials = trial_results[sub.name]
         _check_budgets(sub.name, trials, rules_version, ruleset, diag)
         results[sub.name] = aggregate_workloads(sub.name, trials, diag)
     workload_set = choose_workloads(results, rules_version, held_out, diag)
@@ -197,4 +250,25 @@ def score(paths: Sequence[str | os.PathLike], *, rules: str = registry.DEFAULT_R
     return Report(rules=rules_version.name, ruleset=ruleset, workload_set=workload_set,
                   taus=scored.taus, submissions=tuple(rows), warnings=tuple(diag.warnings),
                   reference=reference, bootstrap_replicates=bootstrap_replicates if boot else 0,
-                  seed=seed, level=level)
+                  seed=seed, level=level, leaderboard=leaderboard)
+
+
+def score_leaderboards(paths: Sequence[str | os.PathLike], **options) -> list[Report]:
+    """Scores every leaderboard ``paths`` name: one report for PATHs that are submissions or
+    leaderboards (as :func:`score`), or one per leaderboard under a single PATH that holds
+    several (``external_tuning/`` and ``self_tuning/``), each labelled with its path relative
+    to PATH and scored under the ruleset and rules version its own runs record. ``options``
+    are :func:`score`'s; with several leaderboards, ``reference`` applies to those that hold
+    it (a UserError if none does)."""
+    boards = find_leaderboards(paths)
+    reference = options.pop("reference", None)
+    if len(boards) == 1:
+        return [score(boards[0][1], reference=reference, **options)]
+    holding = {label: reference is not None and reference in
+               {s.name for s in find_submissions(members, dg.Diagnostics())}
+               for label, members in boards}
+    if reference is not None and not any(holding.values()):
+        raise UserError(f"reference submission {reference!r} is in none of the leaderboards "
+                        f"({', '.join(holding)}).")
+    return [score(members, leaderboard=label, reference=reference if holding[label] else None,
+                  **options) for label, members in boards]

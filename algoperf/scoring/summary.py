@@ -1,10 +1,14 @@
 """Per-trial summary CSV, like AlgoPerf's ``<submission>_summary.csv``.
 
-Same column names as AlgoPerf's (``score_submissions.get_summary_df``) plus ``study`` and
-``status``. ``step_time (s)`` is, as in AlgoPerf, the median over every eval interval of every
-trial of the workload of submission seconds per step. Unlike AlgoPerf, ``time to target on
-test (s)`` is the time of the first eval meeting the test target (AlgoPerf reports the time of
-the best test eval there).
+Same column names as AlgoPerf's (``score_submissions.get_summary_df``) plus ``study``,
+``status`` and the trial's measurement quality (`algoperf.logs.quality`): ``steps to target on
+val`` (from the eval log), and from our runs' ``run_end`` record the median step time of the
+timed loop, the share of the CPU time other processes and steal took, and ``contention``
+(contended, ok, unknown; "not recorded" for logs without the record, such as AlgoPerf's).
+``step_time (s)`` is, as in AlgoPerf, the median over every eval interval of every trial of
+the workload of submission seconds per step. Unlike AlgoPerf, ``time to target on test (s)``
+is the time of the first eval meeting the test target (AlgoPerf reports the time of the best
+test eval there).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import math
 
 import numpy as np
 
+from algoperf.logs import quality
 from algoperf.scoring.report import SubmissionScore
 from algoperf.scoring.trials import TrialResult
 from algoperf.workloads import registry
@@ -25,6 +30,8 @@ COLUMNS = (
     "time to target on val (s)", "step_time (s)", "step_hint", "test target metric name",
     "test target metric value", "test target reached", "best metric value on test",
     "time to best eval on test (s)", "time to target on test (s)", "status",
+    "steps to target on val", "median step time (s)", "other cpu share", "steal share",
+    "contention",
 )
 
 
@@ -40,6 +47,22 @@ def _status(trial: TrialResult) -> str:
     if trial.n_evals == 0:
         return "no evals"
     return "reached" if trial.validation.reached else "not reached"
+
+
+def _steps_to_target(trial: TrialResult) -> str:
+    hit = trial.validation.hit_index
+    if hit is None or trial.steps is None or hit >= trial.steps.size:
+        return ""
+    step = float(trial.steps[hit])
+    return str(int(step)) if step.is_integer() else _number(step)
+
+
+def _quality_cells(trial: TrialResult) -> tuple[str, ...]:
+    """Median step time, other-process and steal shares, contention (recorded runs only)."""
+    record = trial.quality or {}
+    cells = tuple(_number(quality.number(record.get(key)))
+                  for key in ("median_step_sec", "other_cpu_share", "steal_share"))
+    return (_steps_to_target(trial), *cells, quality.assess(trial.quality).label)
 
 
 def step_time(trials: list[TrialResult]) -> float:
@@ -62,7 +85,7 @@ def summary_rows(sub: SubmissionScore, rules: str) -> list[dict[str, str]]:
                 _number(val.time_to_best), _number(val.time_to_target), seconds_per_step,
                 str(version.step_hint(workload)), test.column, _number(test.target),
                 str(test.reached), _number(test.best_value), _number(test.time_to_best),
-                _number(test.time_to_target), _status(trial),
+                _number(test.time_to_target), _status(trial), *_quality_cells(trial),
             ), strict=True)))
     return rows
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from algoperf.logs import quality
 from algoperf.scoring import diagnostics as dg
 from algoperf.scoring.csvlog import EvalLog
 from algoperf.scoring.discover import TrialDir
@@ -22,6 +23,7 @@ from algoperf.workloads.registry import MAXIMIZE, WorkloadInfo
 
 TIME_COLUMN = "score"
 FALLBACK_TIME_COLUMN = "accumulated_submission_time"
+STEP_COLUMN = "global_step"
 
 
 def metric_columns(info: WorkloadInfo) -> tuple[str, str]:
@@ -31,7 +33,40 @@ def metric_columns(info: WorkloadInfo) -> tuple[str, str]:
 
 def wanted_columns(info: WorkloadInfo) -> frozenset[str]:
     """The CSV columns scoring reads for a trial of ``info``."""
-    return frozenset({TIME_COLUMN, FALLBACK_TIME_COLUMN, "global_step", *metric_columns(info)})
+    return frozenset({TIME_COLUMN, FALLBACK_TIME_COLUMN, STEP_COLUMN, *metric_columns(info)})
+
+
+def missing_columns(log: EvalLog, info: WorkloadInfo) -> list[str]:
+    """The columns every AlgoPerf eval log of ``info`` has that ``log``'s header lacks: the
+    step, the submission time (``score`` or ``accumulated_submission_time``) and the
+    validation metric. None for a file without a header (an empty file, warned as such)."""
+    if not log.header:
+        return []
+    header = set(log.header)
+    missing = [] if STEP_COLUMN in header else [STEP_COLUMN]
+    if TIME_COLUMN not in header and FALLBACK_TIME_COLUMN not in header:
+        missing.append(FALLBACK_TIME_COLUMN)
+    validation = metric_columns(info)[0]
+    return missing if validation in header else [*missing, validation]
+
+
+def log_problem(log: EvalLog, info: WorkloadInfo) -> str | None:
+    """Why ``log`` is not an eval log scoring can trust (None when it is): required columns
+    missing from its header, rows with another cell count than the header, or cells of the
+    columns scoring reads that are not numbers."""
+    missing = missing_columns(log, info)
+    if missing:
+        names = [repr(c) for c in missing]
+        listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        header = ",".join(log.header)
+        header = header if len(header) <= 40 else header[:37] + "..."
+        return (f"not an AlgoPerf eval log of {info.name}: no {listed} column (header "
+                f"{header!r})")
+    if log.ragged_rows:
+        return f"{log.ragged_rows} rows do not have the header's {len(log.header)} cells"
+    if log.bad_cells:
+        return f"{log.bad_cells} cells of the columns scoring reads are not numbers"
+    return None
 
 
 def reached_mask(info: WorkloadInfo, values: np.ndarray, target: float) -> np.ndarray:
@@ -90,6 +125,8 @@ class TrialResult:
     crashed: bool = False
     clock: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0))  # time column
     steps: np.ndarray | None = None  # global_step at each eval
+    log_problem: str | None = None  # why its eval log cannot be trusted (see log_problem)
+    quality: dict | None = None  # run_end's measurement_quality; None: not recorded
 
     @property
     def seconds_per_step(self) -> np.ndarray:
@@ -117,19 +154,12 @@ def _time_column(log: EvalLog, where: TrialDir, diag: dg.Diagnostics) -> np.ndar
         if times is not None:
             diag.warn(dg.MALFORMED_CSV, f"{where.submission}: no '{TIME_COLUMN}' column; "
                       f"using '{FALLBACK_TIME_COLUMN}'", where.path)
-        else:
-            diag.warn(dg.MALFORMED_CSV, f"{where.submission}: no '{TIME_COLUMN}' or "
-                      f"'{FALLBACK_TIME_COLUMN}' column; the trial counts as not reaching the "
-                      "target", where.path)
     return times
 
 
 def _warn_about_metric(trial: TrialDir, values: np.ndarray | None, column: str,
                        diag: dg.Diagnostics) -> None:
-    if values is None:
-        diag.warn(dg.MALFORMED_CSV, f"{trial.submission}: no '{column}' column; the trial "
-                  "counts as not reaching the target", trial.path)
-    elif np.isnan(values).any():
+    if values is not None and np.isnan(values).any():
         diag.warn(dg.NAN_METRIC, f"{trial.submission}: {column} is NaN at "
                   f"{int(np.isnan(values).sum())} of {values.size} evals (never counts as "
                   "reaching the target)", trial.path)
@@ -144,6 +174,11 @@ def evaluate_trial(trial: TrialDir, log: EvalLog | None, events: RunEvents | Non
     """Scores one trial from its eval log (None when absent) and its events (optional)."""
     val_column, test_column = metric_columns(info)
     log = log if log is not None else EvalLog({}, 0)
+    problem = log_problem(log, info)
+    if missing_columns(log, info):
+        diag.warn(dg.MALFORMED_CSV, f"{trial.submission}: eval_measurements.csv is {problem}; "
+                  "the trial counts as not reaching the target", trial.path)
+        log = EvalLog({}, 0)
     times = _time_column(log, trial, diag)
     if times is None or log.n_evals == 0:
         log, times = EvalLog({}, 0), np.empty(0)
@@ -164,8 +199,14 @@ def evaluate_trial(trial: TrialDir, log: EvalLog | None, events: RunEvents | Non
     elif events is not None and events.start is not None and events.end is None:
         diag.warn(dg.UNFINISHED_TRIAL, f"{trial.submission}: events.jsonl has no run_end (run "
                   "killed or still running); scored from the evals logged so far", trial.path)
+    measured = events.quality if events is not None else None
+    found = quality.assess(measured)
+    if found.contended:
+        diag.warn(dg.CONTENDED_TRIAL, f"{trial.submission}: {trial.workload_dir} {trial.study} "
+                  f"{trial.trial} ran contended: {'; '.join(found.reasons)}; its time-to-target "
+                  "is noise", trial.path)
     return TrialResult(trial, log.n_evals, validation, test, crashed, times,
-                       log.get("global_step"))
+                       log.get(STEP_COLUMN), problem, measured)
 
 
 def best_trial(trials: Sequence[TrialResult]) -> TrialResult | None:
