@@ -89,6 +89,11 @@ def init_optimizer_state(
     return jax_sharding_utils.replicate(optimizer.init(model_params)), optimizer.update
 
 
+def global_norm(tree) -> jax.Array:
+    """The l2 norm of all of ``tree``'s leaves together (AlgoPerf's baselines' grad norm)."""
+    return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree.leaves(tree)))
+
+
 def _train_step(workload, opt_update_fn, grad_clip, label_smoothing, dropout_rate,
                 opt_state, params, model_state, batch, rng):
     """One step on the mean loss of ``batch``; returns new states, loss and grad norm."""
@@ -106,7 +111,7 @@ def _train_step(workload, opt_update_fn, grad_clip, label_smoothing, dropout_rat
         return losses["summed"] / n_valid, new_model_state
 
     (loss, new_model_state), grads = jax.value_and_grad(mean_loss, has_aux=True)(params)
-    grad_norm = optax.tree.norm(grads)
+    grad_norm = global_norm(grads)
     if grad_clip is not None:
         scale = jnp.minimum(1.0, grad_clip / (grad_norm + _GRAD_CLIP_EPS))
         grads = jax.tree.map(lambda g: g * scale, grads)

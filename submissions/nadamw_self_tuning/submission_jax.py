@@ -98,9 +98,9 @@ def scale_by_nadam(b1: float, b2: float, eps: float = 1e-8) -> optax.GradientTra
 
     def update_fn(updates, state, params=None):
         del params
-        mu = otu.tree_update_moment(updates, state.mu, b1, 1)
-        nu = otu.tree_update_moment_per_elem_norm(updates, state.nu, b2, 2)
-        count = optax.safe_increment(state.count)
+        mu = jax.tree.map(lambda g, m: (1 - b1) * g + b1 * m, updates, state.mu)
+        nu = jax.tree.map(lambda g, v: (1 - b2) * g**2 + b2 * v, updates, state.nu)
+        count = optax.safe_int32_increment(state.count)
         mu_correction = 1 - b1**count
         nu_correction = 1 - b2**count
 
@@ -146,6 +146,11 @@ def init_optimizer_state(
     return jax_sharding_utils.replicate(optimizer.init(model_params)), optimizer.update
 
 
+def global_norm(tree) -> jax.Array:
+    """The l2 norm of all of ``tree``'s leaves together (AlgoPerf's baselines' grad norm)."""
+    return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree.leaves(tree)))
+
+
 def _train_step(workload, opt_update_fn, grad_clip, label_smoothing, dropout_rate,
                 opt_state, params, model_state, batch, rng):
     """One step on the mean loss of ``batch``; returns new states, loss and grad norm."""
@@ -163,7 +168,7 @@ def _train_step(workload, opt_update_fn, grad_clip, label_smoothing, dropout_rat
         return losses["summed"] / n_valid, new_model_state
 
     (loss, new_model_state), grads = jax.value_and_grad(mean_loss, has_aux=True)(params)
-    grad_norm = optax.tree.norm(grads)
+    grad_norm = global_norm(grads)
     if grad_clip is not None:
         scale = jnp.minimum(1.0, grad_clip / (grad_norm + _GRAD_CLIP_EPS))
         grads = jax.tree.map(lambda g: g * scale, grads)

@@ -20,8 +20,23 @@ from algoperf.workloads.common.parity import Tolerance, batch_norm, conv, dense,
 # variances then differ by less than 1 / (n - 1) relative: 1/127 for the 4x4 maps of the last
 # stage at batch size 8 (the parity tests' size). Means, parameters, outputs and the per-step
 # losses are unaffected and keep the default tolerances.
+#
+# JAX 0.7.0 (AlgoPerf v0.6's pin): its XLA:CPU float32 reductions are about 25 times less
+# accurate than JAX 0.10's (a mean of 8,192 values near 1 is off by ~1.5e-6, not ~3e-8), and
+# flax's batch norm takes the variance as E[x^2] - E[x]^2 (AlgoPerf's model too), which turns
+# that into batch-norm outputs off by ~1e-3 where activations have a mean well above their
+# spread. Through the 17 batch-normalised layers, JAX's TRAIN-mode logits are then 1.2e-4 from
+# the float64 result (PyTorch's: 1e-7), the batch-norm means of one forward 4.7e-5 from
+# PyTorch's, and after 5 SGD steps the parameters (the zero-initialised scales and the biases
+# of the batch norms, values ~1e-5) 4.1e-4 and the running means 3.1e-4. The atol below allow
+# about four times that; EVAL mode (running averages) keeps the default tolerances, and on
+# JAX 0.10 everything passes the defaults.
 TOLERANCES = {
+    "train_logits": Tolerance(rtol=1e-5, atol=5e-4),
+    "model_state:running_mean": Tolerance(rtol=1e-5, atol=2e-4),
     "model_state:running_var": Tolerance(rtol=1e-2, atol=1e-6),
+    "params": Tolerance(rtol=1e-4, atol=1.5e-3),
+    "final_model_state": Tolerance(rtol=1e-4, atol=1.5e-3),
     "final_model_state:running_var": Tolerance(rtol=1e-2, atol=1e-5),
 }
 

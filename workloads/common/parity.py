@@ -74,7 +74,8 @@ class Tolerance(NamedTuple):
 # ten times more. A workload may override any of these in its definition's TOLERANCES.
 DEFAULT_TOLERANCES: dict[str, Tolerance] = {
     # Output parity, per mode.
-    "logits": Tolerance(rtol=1e-5, atol=1e-5),
+    "logits": Tolerance(rtol=1e-5, atol=1e-5),  # EVAL logits
+    "train_logits": Tolerance(rtol=1e-5, atol=1e-5),  # TRAIN logits (batch statistics)
     "loss": Tolerance(rtol=1e-5, atol=1e-5),  # loss_fn(...)["summed"]
     "per_example": Tolerance(rtol=1e-5, atol=1e-5),  # loss_fn(...)["per_example"]
     "loss_fn": Tolerance(rtol=1e-5, atol=1e-6),  # both loss_fns on the same (JAX) logits
@@ -536,7 +537,8 @@ def output_parity(pair: Pair, batch: tuple[dict[str, Any], dict[str, Any]],
             pair.model, torch_batch, pair.pytorch_model_state, mode, rng, update,
             **DROPOUT_OFF)
         prefix = "eval" if mode == EVAL else "train"
-        result.add(f"{prefix}/logits", [("logits", jax_logits, torch_logits)], tol["logits"])
+        result.add(f"{prefix}/logits", [("logits", jax_logits, torch_logits)],
+                   tol["logits" if mode == EVAL else "train_logits"])
         jax_loss = pair.jax_workload.loss_fn(jax_batch["targets"], jax_logits,
                                              jax_batch.get("weights"))
         torch_loss = pair.pytorch_workload.loss_fn(torch_batch["targets"], torch_logits,
