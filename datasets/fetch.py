@@ -10,11 +10,18 @@ at ``dest`` with the right hash is not fetched again. Several files download in 
 threads, with rich progress bars on a terminal.
 
 HTTP uses ``requests`` (already a dependency of the docker SDK): a pooled Session, the system
-proxy and CA settings, and urllib3's ``Retry`` for what urllib3 can retry by itself --
-refused connections and 429/5xx answers, with backoff and ``Retry-After``. A body that breaks
-off half way is beyond urllib3's retries; that is what the resume loop here is for. Bodies are
-read with ``decode_content=False``: a server that labels a ``.gz`` file ``Content-Encoding:
-gzip`` must not have it unpacked before it is hashed.
+proxy and CA settings, and urllib3's ``Retry`` for what urllib3 can retry by itself -- 429/5xx
+answers and connections dropped before an answer, with backoff and ``Retry-After``. A body
+that breaks off half way is beyond urllib3's retries; that is what the resume loop here is
+for. Bodies are read with ``decode_content=False``: a server that labels a ``.gz`` file
+``Content-Encoding: gzip`` must not have it unpacked before it is hashed.
+
+A host that cannot be reached at all -- its name does not resolve, there is no route, the
+connection is refused or times out -- is not retried with backoff: after one quick retry it
+counts as unreachable for every file of the run and the next mirror is tried; when no source
+of a file can be reached, :class:`Offline` says so in one line (the machine is most likely
+offline). A connection that fails after the same transfer already reached its host is a
+transient failure like a dropped body: retried with backoff, then resumed.
 
 ``gs://`` URLs are read with gcsfs (the optional ``gcs`` extra, imported only when needed).
 """
@@ -29,6 +36,7 @@ import hashlib
 import os
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,18 +46,21 @@ from algoperf.errors import UserError
 CHUNK = 1 << 20
 STATUS_RETRY = (429, 500, 502, 503, 504)
 PARTIAL_SUFFIX = ".partial"
+QUICK_RETRY = 0.5  # seconds before the one retry of a host that could not be reached
 
 
 @dataclasses.dataclass(frozen=True)
 class Options:
     """How hard to try: ``retries`` per source and file, the first backoff in seconds
-    (doubling, capped at ``max_backoff``), the socket timeout, and parallel downloads."""
+    (doubling, capped at ``max_backoff``), the socket timeout (``connect_timeout`` for
+    establishing a connection), and parallel downloads."""
 
     retries: int = 5
     backoff: float = 1.0
     max_backoff: float = 60.0
     timeout: float = 60.0
     jobs: int = 4
+    connect_timeout: float = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +79,37 @@ class _Transient(Exception):
 
 class _SourceFailed(Exception):
     """This source cannot deliver the file (404, wrong size, ...): try the next one."""
+
+
+class _Unreachable(Exception):
+    """The source's host cannot be reached at all (no such name, no route, refused)."""
+
+    def __init__(self, host: str, reason: str) -> None:
+        super().__init__(f"cannot connect to {host} ({reason})")
+        self.host, self.reason = host, reason
+
+
+class Offline(UserError):
+    """No source of a file could be reached: ``hosts`` maps each host to why not."""
+
+    def __init__(self, filename: str, hosts: dict[str, str]) -> None:
+        self.filename, self.hosts = filename, dict(hosts)
+        super().__init__(f"could not download {filename}: cannot connect to "
+                         f"{describe_hosts(hosts)}; this machine seems to be offline. Pass "
+                         "--source URL of a mirror it can reach, or fetch the files elsewhere "
+                         "and prepare them with --raw-dir")
+
+
+def describe_hosts(hosts: dict[str, str]) -> str:
+    """``a, b (name resolution failed), c (connection refused)``: hosts grouped by reason."""
+    by_reason: dict[str, list[str]] = {}
+    for host, reason in hosts.items():
+        by_reason.setdefault(reason, []).append(host)
+    return ", ".join(f"{', '.join(names)} ({reason})" for reason, names in by_reason.items())
+
+
+def _host(url: str) -> str:
+    return urllib.parse.urlsplit(url).netloc or url
 
 
 class Stopped(Exception):
@@ -92,14 +134,16 @@ class _Http:
         from urllib3.util import Retry
 
         self._requests = requests
-        retry = Retry(total=options.retries, connect=options.retries, read=options.retries,
+        # connect=0: a host that cannot be reached is not retried here, with backoff and a
+        # warning each time; Fetcher retries it once, quickly (see the module docstring).
+        retry = Retry(total=options.retries, connect=0, read=options.retries,
                       status=options.retries, backoff_factor=options.backoff,
                       backoff_max=options.max_backoff, status_forcelist=STATUS_RETRY,
                       allowed_methods=frozenset({"GET"}), raise_on_status=False,
                       respect_retry_after_header=True)
         self._local = threading.local()
         self._adapter_args = dict(max_retries=retry, pool_maxsize=max(options.jobs, 1))
-        self._timeout = options.timeout
+        self._timeout = (options.connect_timeout, options.timeout)
 
     def _session(self):
         session = getattr(self._local, "session", None)
@@ -124,6 +168,9 @@ class _Http:
             response = self._session().get(url, headers=headers, stream=True,
                                            timeout=self._timeout)
         except (exc.ConnectionError, exc.Timeout) as e:
+            unreachable = _unreachable_reason(e)
+            if unreachable is not None:
+                raise _Unreachable(_host(url), unreachable) from None
             raise _SourceFailed(f"cannot connect ({_reason(e)})") from None
         except exc.RequestException as e:
             raise _SourceFailed(f"{type(e).__name__}: {e}") from None
@@ -209,6 +256,35 @@ class _Gcs:
             yield chunk
 
 
+_ERRNO_REASONS = {errno.ECONNREFUSED: "connection refused", errno.EHOSTUNREACH: "no route to host",
+                  errno.ENETUNREACH: "network unreachable", errno.ETIMEDOUT: "connection timed out"}
+
+
+def _unreachable_reason(e: BaseException) -> str | None:
+    """Why a requests exception means the host could not be reached at all (None when the
+    connection was made and broke later)."""
+    import requests.exceptions
+    import urllib3.exceptions as ux
+
+    if isinstance(e, requests.exceptions.ConnectTimeout):
+        return "connection timed out"
+    inner = e.args[0] if e.args else None
+    if isinstance(inner, ux.MaxRetryError):
+        inner = inner.reason
+    if isinstance(inner, ux.ProxyError) and inner.args:
+        inner = inner.args[-1]  # the proxy's own connection failure
+    if isinstance(inner, ux.NameResolutionError):
+        return "name resolution failed"
+    if isinstance(inner, ux.NewConnectionError):
+        cause = inner.__cause__
+        code = getattr(cause, "errno", None)
+        return _ERRNO_REASONS.get(code) or (getattr(cause, "strerror", None) or
+                                            "no connection").lower()
+    if isinstance(inner, ux.ConnectTimeoutError):
+        return "connection timed out"
+    return None
+
+
 def _reason(e: BaseException) -> str:
     """The innermost useful words of a requests/urllib3 exception chain."""
     text = str(e)
@@ -234,6 +310,7 @@ class Fetcher:
         self._sources: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._unreachable: dict[str, str] = {}  # host -> why, for every file of this run
 
     def stop(self) -> None:
         """Makes every transfer in progress end at its next chunk, keeping its partial file."""
@@ -255,13 +332,27 @@ class Fetcher:
                 return "present"
             job.dest.unlink()  # not what the manifest says: fetch it again
         partial = job.dest.with_name(job.dest.name + PARTIAL_SUFFIX)
-        failures = []
+        failures, unreachable = [], {}
         for url in job.urls:
+            host = _host(url)
+            with self._lock:
+                known = self._unreachable.get(host)
+            if known is not None:  # another file of this run found it unreachable
+                unreachable[host] = known
+                failures.append((url, f"cannot connect ({known})"))
+                continue
             try:
                 self._fetch_from(url, job, partial)
                 return "downloaded"
+            except _Unreachable as e:
+                with self._lock:
+                    self._unreachable.setdefault(e.host, e.reason)
+                unreachable[e.host] = e.reason
+                failures.append((url, f"cannot connect ({e.reason})"))
             except (_SourceFailed, ChecksumMismatch) as e:
                 failures.append((url, str(e)))
+        if failures and len(unreachable) == len(failures):
+            raise Offline(job.dest.name, unreachable)
         raise _failure_error(job, failures)
 
     def _fetch_from(self, url: str, job: Job, partial: Path) -> None:
@@ -282,6 +373,7 @@ class Fetcher:
         source = self._source(url)
         hashed = _PrefixHash()
         attempt = 0
+        connected = quick_retried = False
         while True:
             have = partial.stat().st_size if partial.exists() else 0
             if have == job.size:
@@ -291,6 +383,7 @@ class Fetcher:
                 continue
             try:
                 with source.open(url, have, job.size) as (start, chunks):
+                    connected = True
                     if start < 0:  # the server has fewer bytes than the partial file
                         self._restart(job, partial, have)
                         continue
@@ -299,12 +392,24 @@ class Fetcher:
                     self._write(job, partial, chunks, start, hashed.at(partial, start))
                 if partial.stat().st_size < job.size:
                     raise _Transient("the server closed the connection early")
-            except _Transient:
+            except (_Transient, _Unreachable) as e:
+                if isinstance(e, _Unreachable) and not connected:
+                    # Never reached in this transfer: one quick retry, then the next source.
+                    if quick_retried or self._known_unreachable(e.host):
+                        raise
+                    quick_retried = True
+                    self._sleep(min(self.options.backoff, QUICK_RETRY))
+                    continue
+                # Broke off, or the host answered before in this transfer: back off, resume.
                 if attempt >= self.options.retries:
                     raise _SourceFailed(
                         f"transfer kept breaking off ({attempt + 1} attempts)") from None
                 self._sleep(_delay(self.options, attempt))
                 attempt += 1
+
+    def _known_unreachable(self, host: str) -> bool:
+        with self._lock:
+            return host in self._unreachable
 
     def _restart(self, job: Job, partial: Path, have: int) -> None:
         with open(partial, "wb"):

@@ -144,7 +144,15 @@ def download(data_dir: Path, name: str, manifest: Manifest | None = None,
                      + m.scratch_bytes, f"downloading and preparing {name}")
         echo(f"{name}: downloading {len(jobs)} file(s), {human_bytes(m.download_bytes)}, "
              f"from {bases[0]}{' (and mirrors)' if len(bases) > 1 else ''}")
-        fetch.fetch_all(jobs, options or fetch.Options(), name)
+        try:
+            fetch.fetch_all(jobs, options or fetch.Options(), name)
+        except fetch.Offline as e:
+            files = " ".join(f.name for f in m.files)
+            raise UserError(
+                f"{name}: cannot connect to {fetch.describe_hosts(e.hosts)}; this machine "
+                f"seems to be offline. Fetch {files} elsewhere, copy them into a folder and run "
+                f"`algoperf datasets prepare {name} --data-dir {data_dir} --raw-dir DIR`, or "
+                "pass --source URL of a mirror this machine can reach") from None
         result = _prepare_locked(data_dir, m, downloads, force=True, echo=echo)
         if not keep_downloads:
             shutil.rmtree(downloads, ignore_errors=True)

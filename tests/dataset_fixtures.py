@@ -45,15 +45,16 @@ class Fault:
 
 
 class FixtureServer:
-    """Serves ``files`` ({url path: bytes or Path}) on 127.0.0.1 in a background thread."""
+    """Serves ``files`` ({url path: bytes or Path}) on 127.0.0.1 in a background thread, on
+    ``port`` (default: a free one)."""
 
-    def __init__(self, files: dict[str, bytes | Path] | None = None) -> None:
+    def __init__(self, files: dict[str, bytes | Path] | None = None, port: int = 0) -> None:
         self.files: dict[str, bytes | Path] = dict(files or {})
         self.faults: dict[str, collections.deque[Fault]] = collections.defaultdict(
             collections.deque)
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         daemon=True)

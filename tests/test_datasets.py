@@ -14,9 +14,11 @@ import io
 import json
 import os
 import pickle
+import socket
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -169,6 +171,92 @@ def test_unreachable_source_is_one_clear_line(tmp_path, payload):
     message = one_line(error)
     assert "could not download blob.bin" in message and "cannot connect" in message
     assert "--source" in message
+
+
+def closed_port_url() -> str:
+    """An http:// URL on 127.0.0.1 where nothing listens: connections are refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+UNRESOLVABLE = "http://nonexistent.invalid"  # RFC 6761: .invalid names never resolve
+
+
+@pytest.mark.parametrize(("base", "reason"), [
+    (None, "connection refused"), (UNRESOLVABLE, "name resolution failed")])
+def test_an_unreachable_host_is_offline_in_one_line_within_seconds(tmp_path, payload, base,
+                                                                    reason):
+    base = base or closed_port_url()
+    job = fetch.Job((f"{base}/blob.bin",), tmp_path / "blob.bin", len(payload),
+                    hashlib.sha256(payload).hexdigest())
+    started = time.monotonic()
+    with pytest.raises(fetch.Offline) as error:
+        fetch.Fetcher(fetch.Options()).fetch(job)  # the default retries and backoff
+    assert time.monotonic() - started < 3
+    message = one_line(error)
+    host = base.removeprefix("http://")
+    assert f"cannot connect to {host} ({reason})" in message
+    assert "seems to be offline" in message and "--raw-dir" in message
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_unreachable_mirror_falls_through_to_the_next_quickly(server, tmp_path, payload):
+    job = job_for(server, tmp_path, payload, mirrors=(f"{UNRESOLVABLE}/blob.bin",
+                                                      f"{closed_port_url()}/blob.bin",
+                                                      f"{server.url}/files/blob.bin"))
+    server.files["/files/blob.bin"] = payload
+    started = time.monotonic()
+    assert fetch.Fetcher(fetch.Options()).fetch(job) == "downloaded"
+    assert time.monotonic() - started < 3
+    assert job.dest.read_bytes() == payload
+
+
+def test_a_server_gone_mid_file_is_retried_with_backoff_and_resumed(tmp_path, payload):
+    # The transfer breaks off, then the host refuses connections for a while (it restarts):
+    # having answered in this transfer, it is retried with backoff, not given up as offline.
+    first = FixtureServer({"/files/blob.bin": payload}).__enter__()
+    first.add_fault("/files/blob.bin", Fault(cut_after=fetch.CHUNK + 100))
+    port = int(first.url.rsplit(":", 1)[1])
+    job = fetch.Job((f"{first.url}/files/blob.bin",), tmp_path / "blob.bin", len(payload),
+                    hashlib.sha256(payload).hexdigest())
+    backoffs, second = [], []
+
+    def sleep(seconds: float) -> None:  # the backoff: the server goes away, then comes back
+        backoffs.append(seconds)
+        if len(backoffs) == 1:
+            first.__exit__()
+        elif len(backoffs) == 2:
+            second.append(FixtureServer({"/files/blob.bin": payload}, port=port).__enter__())
+
+    try:
+        fetch.Fetcher(FAST, sleep=sleep).fetch(job)
+    finally:
+        for s in second:
+            s.__exit__()
+    assert job.dest.read_bytes() == payload
+    assert backoffs == [fetch._delay(FAST, 0), fetch._delay(FAST, 1)]  # doubling, not quick
+    (resumed,) = second[0].requests_for("/files/blob.bin")
+    assert resumed[2] == f"bytes={fetch.CHUNK + 100}-"
+
+
+def test_cli_without_network_says_so_in_one_line_within_seconds(tmp_path, mnist_fixture):
+    fixture = write_manifest(tmp_path / "offline.json", "mnist", mnist_fixture,
+                             [f"{closed_port_url()}/mnist/", f"{UNRESOLVABLE}/mnist/"])
+    started = time.monotonic()
+    result = algoperf("datasets", "download", "mnist", "--data-dir", str(tmp_path / "data"),
+                      "--manifest", str(fixture), check=False)
+    assert time.monotonic() - started < 5
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("mnist: downloading 4 file(s)"), lines
+    assert "WARNING" not in result.stderr and "Retrying" not in result.stderr
+    error = lines[1]
+    assert error.startswith("error: mnist: cannot connect to 127.0.0.1:")
+    assert "(connection refused), nonexistent.invalid (name resolution failed)" in error
+    assert "seems to be offline" in error
+    assert "algoperf datasets prepare mnist" in error and "--raw-dir DIR" in error
+    assert "--source URL" in error
 
 
 def test_a_verified_file_is_not_fetched_again(server, tmp_path, payload):
