@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from algoperf import distributed
 from algoperf.errors import UserError
 
 
@@ -56,6 +57,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
     )
 
 
+def _rank_label() -> str:
+    """``'rank N: '`` in a torchrun process other than rank 0, else nothing."""
+    rank = distributed.process_rank()
+    return f"rank {rank}: " if rank else ""
+
+
 def main() -> None:
     """Console entry point: runs the CLI, printing errors as one line unless --debug."""
     debug = "--debug" in sys.argv[1:]
@@ -77,11 +84,13 @@ def main() -> None:
     except UserError as e:
         if debug:
             raise
-        click.echo(f"error: {e}", err=True)
+        if not distributed.reported_elsewhere(e):  # torchrun: rank 0 reports for all ranks
+            click.echo(f"error: {_rank_label()}{e}", err=True)
         sys.exit(2)
     except Exception as e:  # noqa: BLE001 - the last line of defence for users
         if debug:
             raise
-        click.echo(f"error: {type(e).__name__}: {e} (rerun with --debug for details)", err=True)
+        click.echo(f"error: {_rank_label()}{type(e).__name__}: {e} (rerun with --debug for "
+                   "details)", err=True)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

@@ -59,6 +59,13 @@ def device_count(framework: str) -> int:
     return max(1, torch.cuda.device_count())
 
 
+def cuda_device_count() -> int:
+    """CUDA GPUs visible to PyTorch (0 on a CPU-only machine)."""
+    import torch
+
+    return torch.cuda.device_count()
+
+
 def syncer(framework: str) -> Callable[[Any], None]:
     """A function that waits until the device has finished computing ``tree``.
 

@@ -1,6 +1,12 @@
 """Live progress of a run: step, steps/s, submission time against budget, latest eval against
 target, one row per trial. On a terminal it is a rich live table; elsewhere (CI, pipes) it
-prints a line per finished trial and a status line every few seconds."""
+prints a line per finished trial and a status line every few seconds.
+
+The display must not perturb the timed loop, so it has no thread of its own: it draws only when
+the runner reports progress (at evals and at most every `runner.PROGRESS_INTERVAL_SEC`, from
+the loop, which charges the call to logging time), and then at most once every
+`REDRAW_INTERVAL_SEC`; a trial's start and end always draw.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +19,11 @@ from rich.live import Live
 from rich.table import Table
 
 from algoperf import terminal
+from algoperf.logs import quality
 from algoperf.runner import Snapshot, TrialResult
 
 PLAIN_INTERVAL_SEC = 10.0
+REDRAW_INTERVAL_SEC = 1.0
 
 
 def _fmt_eval(snapshot: Snapshot) -> str:
@@ -36,6 +44,7 @@ class LiveProgress:
         self.rows: dict[tuple[int, int], dict[str, Any]] = {}
         self._live: Live | None = None
         self._last_plain = 0.0
+        self._last_draw = -REDRAW_INTERVAL_SEC
         self._started = False
 
     def __enter__(self) -> LiveProgress:
@@ -48,8 +57,8 @@ class LiveProgress:
             return
         self._started = True
         if self.console.is_terminal:
-            self._live = Live(self._table(), console=self.console, refresh_per_second=4,
-                              transient=False)
+            self._live = Live(self._table(), console=self.console, auto_refresh=False,
+                              transient=False)  # no refresh thread: drawn from _refresh
             self._live.__enter__()
         else:
             self.console.print(self.title)
@@ -69,9 +78,14 @@ class LiveProgress:
                           row["eval"], row["status"])
         return table
 
-    def _refresh(self) -> None:
-        if self._live is not None:
-            self._live.update(self._table())
+    def _refresh(self, force: bool = True) -> None:
+        """Draws the table now (with ``force``) or if the last draw is REDRAW_INTERVAL_SEC old."""
+        if self._live is None:
+            return
+        now = time.monotonic()
+        if force or now - self._last_draw >= REDRAW_INTERVAL_SEC:
+            self._last_draw = now
+            self._live.update(self._table(), refresh=True)
 
     def trial_started(self, study: int, trial: int, num_trials: int, hyperparameters) -> None:
         self._start()
@@ -85,7 +99,7 @@ class LiveProgress:
                    rate=f"{s.steps_per_sec:,.0f}" if s.steps_per_sec else row.get("rate", "-"),
                    time=f"{s.submission_time:6.1f}s / {s.budget:g}s", eval=_fmt_eval(s),
                    status="training")
-        self._refresh()
+        self._refresh(force=False)
         now = time.monotonic()
         if self._live is None and now - self._last_plain >= PLAIN_INTERVAL_SEC:
             self._last_plain = now
@@ -99,6 +113,8 @@ class LiveProgress:
         status = f"{r.status}: {r.reason}, target {ttt}"
         if r.error:
             status += f" ({r.error})"
+        if quality.assess(r.quality).contended:
+            status += ", CONTENDED"
         row = self.rows.setdefault((r.study, r.trial), {"rate": "-", "eval": "-"})
         row.update(step=str(r.global_step), status=status,
                    time=f"{r.accumulated_submission_time:6.1f}s")

@@ -11,12 +11,18 @@ import click
 from rich.table import Table
 
 from algoperf import terminal
+from algoperf.logs import quality
 from algoperf.workloads import registry
 
 RUN_OPTIONS = [
     click.option("--submission", "submission_path", required=True,
                  type=click.Path(path_type=Path),
                  help="Submission .py file (or its folder, holding submission_<framework>.py)."),
+    click.option("--submission-root", default=None,
+                 type=click.Path(path_type=Path),
+                 help="Repository root put on sys.path, so the submission imports its modules "
+                      "by repository path (submissions.<ruleset>.<name>.helper); default: the "
+                      "current directory when it holds the submission."),
     click.option("--workload", required=True, help="Workload name, e.g. digits or mnist."),
     click.option("--framework", required=True, type=click.Choice(registry.FRAMEWORKS)),
     click.option("--experiment-dir", required=True, type=click.Path(path_type=Path),
@@ -79,13 +85,32 @@ def summary_table(results, info: registry.WorkloadInfo) -> Table:
                         f"({info.target_metric_name} {'>=' if info.direction == 'max' else '<='}"
                         f" {info.validation_target_value:g})")
     for column in ("study", "trial", "status", "reason", "steps", "evals",
-                   "submission time", "time to target"):
+                   "submission time", "time to target", "steps to target", "median step",
+                   "contention"):
         table.add_column(column)
     for r in results:
         ttt = "inf" if math.isinf(r.time_to_target) else f"{r.time_to_target:.2f}s"
+        q = r.quality if isinstance(r.quality, dict) else {}
+        to_target = q.get("steps_to_target")
+        step = quality.number(q.get("median_step_sec"))
         table.add_row(str(r.study), str(r.trial), r.status, r.reason, str(r.global_step),
-                      str(r.num_evals), f"{r.accumulated_submission_time:.2f}s", ttt)
+                      str(r.num_evals), f"{r.accumulated_submission_time:.2f}s", ttt,
+                      "-" if to_target is None else str(to_target),
+                      "-" if step is None else f"{step * 1e3:.3g} ms",
+                      quality.assess(r.quality).label)
     return table
+
+
+def contention_lines(results) -> list[str]:
+    """One line per contended trial (algoperf.logs.quality's rule): its time is noise."""
+    lines = []
+    for r in results:
+        found = quality.assess(r.quality)
+        if found.contended:
+            lines.append(f"contended: study {r.study} trial {r.trial}: "
+                         f"{'; '.join(found.reasons)}; its time to target measures the machine "
+                         "as much as the submission")
+    return lines
 
 
 def hardware_lines(results) -> list[str]:
@@ -119,18 +144,23 @@ def hardware_lines(results) -> list[str]:
 @click.pass_context
 def run(ctx: click.Context, **options) -> None:
     """Train a submission on a workload with AlgoPerf's clock, evals and stopping rules."""
+    from algoperf import distributed
     from algoperf.progress import LiveProgress
     from algoperf.runner import run as run_trials
 
     config = config_from_options(debug=ctx.obj.get("debug", False), **options)
+    distributed.check_launch(config.framework, sys.argv[1:])  # names the torchrun command
+    if distributed.process_rank() != 0:  # torchrun: rank 0 shows progress and the summary
+        results = run_trials(config)
+        sys.exit(1 if any(r.status != "completed" for r in results) else 0)
     console = terminal.console()
     title = (f"{config.experiment_name} on {config.workload} ({config.framework}, "
              f"{config.ruleset} tuning, rules {config.rules})")
     with LiveProgress(title) as progress:
         results = run_trials(config, progress)
     console.print(summary_table(results, registry.get_workload(config.workload)))
-    for line in hardware_lines(results):
-        console.print(line, markup=False, highlight=False)
+    for line in hardware_lines(results) + contention_lines(results):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)  # one line each
     console.print(f"logs: {config.experiment_dir / config.experiment_name}")
     failed = [r for r in results if r.status != "completed"]
     if failed:

@@ -1,8 +1,10 @@
 """Loading a submission file and checking it against the AlgoPerf API before anything runs.
 
 A submission written for AlgoPerf loads unmodified: its folder goes on ``sys.path`` (so its
-helper modules import as they do there) and its functions are checked against the reference
-signatures in :mod:`algoperf.spec`. Every problem becomes one :class:`UserError` line.
+helper modules import as they do there), and so does its repository root (`submission_root`),
+so that ``from submissions.<ruleset>.<name>.helper import ...`` resolves as it does when
+AlgoPerf's runner runs from the repository root. Its functions are checked against the
+reference signatures in :mod:`algoperf.spec`. Every problem becomes one :class:`UserError` line.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import dataclasses
 import hashlib
 import importlib.util
 import inspect
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -69,21 +72,83 @@ def resolve_path(path: str | Path, framework: str) -> Path:
     return p
 
 
-def source_digest(path: Path) -> str:
-    """sha256 over the submission's folder: every .py and .json file, by relative path."""
-    h = hashlib.sha256()
+HASHED_SUFFIXES = (".py", ".json", ".txt")
+# A package folder holding more files than this is not a submission's own folder (a
+# submission.py dropped into /tmp or a home directory); hashing it would take seconds and
+# change with every unrelated file.
+MAX_PACKAGE_FILES = 10_000
+
+
+def is_package(folder: Path) -> bool:
+    """True when ``folder`` is a submission's own folder, whose files all belong to it: it holds
+    an ``__init__.py``, or an entry file ``submission.py`` / ``submission_<framework>.py`` (the
+    files ``--submission FOLDER`` resolves to)."""
+    from algoperf.workloads import registry
+
+    entries = ("__init__.py", "submission.py",
+               *(f"submission_{fw}.py" for fw in registry.FRAMEWORKS))
+    return any((folder / name).is_file() for name in entries)
+
+
+def source_files(path: Path) -> list[Path]:
+    """The files the submission hash covers, in hash order: the submission file alone, or,
+    when its folder is a package (`is_package`), every .py, .json and .txt file under that
+    folder (``__pycache__`` and hidden folders left out, symlinked folders not followed)."""
+    path = Path(path)
     folder = path.parent
-    for f in sorted(folder.rglob("*")):
-        if f.is_file() and f.suffix in (".py", ".json", ".txt") and "__pycache__" not in f.parts:
-            h.update(str(f.relative_to(folder)).encode() + b"\0")
-            h.update(hashlib.sha256(f.read_bytes()).digest())
+    if not is_package(folder):
+        return [path]
+    found, seen = [], 0
+    for top, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if d != "__pycache__" and not d.startswith(".")]
+        seen += len(files)
+        if seen > MAX_PACKAGE_FILES:
+            raise UserError(
+                f"submission folder {folder} holds more than {MAX_PACKAGE_FILES} files, so it "
+                f"is not the submission's own folder; move {path.name} into a folder of its "
+                "own (docs/verify.md: what the submission hash covers)")
+        found += [Path(top, f) for f in files if Path(f).suffix in HASHED_SUFFIXES]
+    return sorted(f for f in found if f.is_file())
+
+
+def source_digest(path: Path) -> str:
+    """The submission hash: sha256 over `source_files`, each as its path relative to the
+    submission's folder, a NUL byte and the sha256 of its bytes. The one function that
+    computes it (the runner, sweeps, docker run's seal and verification all call it)."""
+    h = hashlib.sha256()
+    folder = Path(path).parent
+    for f in source_files(path):
+        h.update(str(f.relative_to(folder)).encode() + b"\0")
+        h.update(hashlib.sha256(f.read_bytes()).digest())
     return h.hexdigest()
 
 
-def _import(path: Path) -> ModuleType:
+def submission_root(path: str | Path, root: str | Path | None = None) -> Path | None:
+    """The repository root the submission imports its own modules from: ``root``
+    (``--submission-root``) when given, which must hold the submission; else the current
+    directory when it holds the submission (AlgoPerf's runner runs from the repository root,
+    which is on its ``sys.path``); else None."""
+    submission = Path(path).expanduser().resolve()
+    if root is None:
+        cwd = Path.cwd().resolve()
+        return cwd if submission.is_relative_to(cwd) else None
+    given = Path(root).expanduser().resolve()
+    if not given.is_dir():
+        raise UserError(f"--submission-root {given} is not a folder; pass the repository root "
+                        "the submission's imports start from")
+    if not submission.is_relative_to(given):
+        raise UserError(f"--submission-root {given} does not hold the submission {submission}; "
+                        "pass the repository root that holds it")
+    return given
+
+
+def _import(path: Path, root: Path | None = None) -> ModuleType:
     folder = str(path.parent.resolve())
     if folder not in sys.path:
         sys.path.insert(0, folder)
+    # Last, so a folder in the repository never shadows an installed package.
+    if root is not None and str(root) not in sys.path:
+        sys.path.append(str(root))
     digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
     module_name = f"algoperf_submission_{digest}"
     spec_ = importlib.util.spec_from_file_location(module_name, path)
@@ -101,8 +166,21 @@ def _import(path: Path) -> ModuleType:
         where = _submission_frame(e, path)
         raise UserError(
             f"importing submission {path} failed{where}: {type(e).__name__}: {e}"
+            f"{_root_hint(e, path, root)}"
         ) from e
     return module
+
+
+def _root_hint(error: Exception, path: Path, root: Path | None) -> str:
+    """For a module the submission imports by repository path: where to run from."""
+    if not isinstance(error, ModuleNotFoundError) or not error.name:
+        return ""
+    top = error.name.split(".")[0]
+    for folder in path.resolve().parents[1:]:
+        if folder != root and (folder / top).is_dir():
+            return (f"; it imports {error.name} by repository path: run from {folder} or "
+                    f"pass --submission-root {folder}")
+    return ""
 
 
 def _submission_frame(error: BaseException, path: Path) -> str:
@@ -159,10 +237,11 @@ def _check_signature(path: Path, name: str, fn: Callable) -> None:
             ) from None
 
 
-def load_submission(path: str | Path, framework: str) -> Submission:
-    """Imports and checks the submission at ``path`` (a .py file or its folder)."""
+def load_submission(path: str | Path, framework: str, root: Path | None = None) -> Submission:
+    """Imports and checks the submission at ``path`` (a .py file or its folder), with the
+    repository ``root`` (see `submission_root`) on ``sys.path``."""
     file = resolve_path(path, framework)
-    module = _import(file)
+    module = _import(file, root)
     missing = [n for n in REQUIRED if not hasattr(module, n)]
     if missing:
         raise UserError(

@@ -11,6 +11,8 @@ every submission function receives. The set of Halton points equals AlgoPerf's (
 for bit; their ORDER differs on purpose: AlgoPerf shuffles it with NumPy's unseeded global RNG
 (reference §2.16 quirk 3), so two processes slicing the same search could disagree on which trial
 gets which point. Here the order is a permutation drawn from a Generator seeded by the caller.
+Trials get their points block by block (``assign_trials``): the rules' grid of studies x trials
+gets AlgoPerf's points, and a trial's point does not depend on how many trials are drawn.
 
 Seeds for studies and trials come from ``derive_seed`` (sha256), not from Python's ``hash()``,
 which is salted per process (AlgoPerf's ``run_workloads.py`` quirk, reference §4.8).
@@ -197,28 +199,57 @@ class SearchSpace:
             return [make_hyperparameters(e) for e in self.entries[:n]]
         cube = halton_sequence(n, len(self.dimensions))
         order = np.random.default_rng(seed).permutation(n)
-        return [
-            make_hyperparameters(
-                {d.name: d.value(float(u)) for d, u in zip(self.dimensions, row, strict=True)}
-            )
-            for row in cube[order]
-        ]
+        return [self._point(row) for row in cube[order]]
+
+    def _point(self, row: np.ndarray) -> tuple:
+        """The hyperparameters at one point of the unit cube."""
+        return make_hyperparameters(
+            {d.name: d.value(float(u)) for d, u in zip(self.dimensions, row, strict=True)}
+        )
+
+    def block(self, index: int, size: int, seed: int) -> list[tuple]:
+        """Block ``index`` of the Halton sequence cut into blocks of ``size`` points (block 0:
+        AlgoPerf's first ``size`` points), in an order shuffled by ``seed``. Block 0 is
+        ``points(size, seed)``; block ``b > 0`` is shuffled by the Generator of ``(seed, b)``."""
+        cube = halton_sequence(size, len(self.dimensions), skip=HALTON_SKIP + index * size)
+        rng = np.random.default_rng(seed if index == 0 else (seed, index))
+        return [self._point(row) for row in cube[rng.permutation(size)]]
 
 
 def assign_trials(
-    space: SearchSpace, num_studies: int, num_trials: int, seed: int
+    space: SearchSpace, num_studies: int, num_trials: int, seed: int, *, block: tuple[int, int]
 ) -> list[list[tuple]]:
     """Hyperparameters per study and trial (``[study][trial]``), the external tuning protocol.
 
-    Dict form: ``num_studies * num_trials`` points are drawn in seeded random order and split into
-    consecutive chunks, so studies get disjoint points (the rules' 15 points, 5 per study). List
-    form: every study gets the list's first ``num_trials`` entries, as AlgoPerf's baselines do.
+    Dict form: the Halton sequence is cut into blocks of ``block = (studies, trials)`` points,
+    the rules version's grid (3 x 5 = 15 under v0.6). Each block is shuffled by the seed and
+    dealt to its cells study by study, in consecutive chunks: block 0 holds trials
+    ``1..trials`` of studies ``0..studies-1``, so the rules' grid gets AlgoPerf's 15 points
+    with disjoint points per study. Later trials and studies take later blocks (study group
+    ``g``, trial round ``r``: block ``(g + r)(g + r + 1)/2 + r``). The point of study ``k``,
+    trial ``i`` therefore depends on the space, the seed and ``block`` only -- never on
+    ``num_studies`` or ``num_trials`` -- and no two trials share a point: a 2-trial draw is the
+    first two trials of the 5-trial one. List form: every study gets the list's first
+    ``num_trials`` entries, as AlgoPerf's baselines do.
     """
     if space.is_list:
         trials = space.points(num_trials, seed)
         return [list(trials) for _ in range(num_studies)]
-    drawn = space.points(num_studies * num_trials, seed)
-    return [drawn[s * num_trials : (s + 1) * num_trials] for s in range(num_studies)]
+    block_studies, block_trials = block
+    if block_studies < 1 or block_trials < 1:
+        raise ValueError(f"a block needs at least one study and one trial, got {block}")
+    size = block_studies * block_trials
+    blocks: dict[int, list[tuple]] = {}
+
+    def point(study: int, trial: int) -> tuple:
+        group, row = divmod(study, block_studies)
+        round_, column = divmod(trial, block_trials)
+        index = (group + round_) * (group + round_ + 1) // 2 + round_  # Cantor pairing
+        if index not in blocks:
+            blocks[index] = space.block(index, size, seed)
+        return blocks[index][row * block_trials + column]
+
+    return [[point(k, i) for i in range(num_trials)] for k in range(num_studies)]
 
 
 def load_search_space(path: str | Path) -> SearchSpace:

@@ -13,8 +13,10 @@ import contextlib
 import dataclasses
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from algoperf import hardware, runner
 from algoperf.containers import build, engine, verify
 from algoperf.containers.sandbox import BindMount, Sandbox, container_settings
 from algoperf.errors import UserError
+from algoperf.submission import submission_root
 
 DATA = "/data"
 IMAGENET_V2 = "/data-imagenet-v2"
@@ -58,16 +61,19 @@ class ContainerPlan:
     mounts: tuple[BindMount, ...]
     run_args: tuple[str, ...]
     run_dir: Path  # on the host: <experiment-dir>/<experiment-name>
-    job_dirs: tuple[Path, ...]  # on the host: the <study>/<workload>_<framework> folders it writes
+    trial_dirs: tuple[Path, ...]  # on the host: the <study>/<workload>_<framework>/trial_<i>
+    host_config: Any = None  # the run's RunConfig with its folders as on the host
 
 
 def plan_run(run_options: dict[str, Any], debug: bool):
     """The run as `algoperf run` would see it on the host, checked before anything starts."""
     from algoperf.run_command import config_from_options
-    from algoperf.runner import validate
+    from algoperf.runner import check_resume, validate
 
     config = config_from_options(debug=debug, **dict(run_options))
     validate(config)
+    if config.resume:  # a resume that differs from how the run started: refused on the host
+        check_resume(config)
     return config
 
 
@@ -100,9 +106,17 @@ def plan_container(config, run_options: dict[str, Any], data_dir_given: bool) ->
     folder = submission if submission.is_dir() else submission.parent
     # Under its own name, so that names derived from the path are the same inside.
     folder_inside = f"{SUBMISSION}/{folder.name}"
+    inside = {"submission_root": None}  # none inside unless the folder sits below a root
+    root = submission_root(submission, config.submission_root)
+    if root is not None and root != folder:
+        # At its path in the repository, under /submission standing in for the root: its
+        # modules import by repository path (submissions.<ruleset>.<name>.helper) as on the
+        # host, and the sandbox still sees only the submission's folder.
+        folder_inside = f"{SUBMISSION}/{folder.relative_to(root)}"
+        inside["submission_root"] = SUBMISSION
     mounts.append(BindMount(folder, folder_inside))
-    inside = {"submission_path": folder_inside if submission.is_dir()
-              else f"{folder_inside}/{submission.name}"}
+    inside["submission_path"] = (folder_inside if submission.is_dir()
+                                 else f"{folder_inside}/{submission.name}")
     if config.tuning_search_space is not None:
         space = _existing(config.tuning_search_space, "search space", "--tuning-search-space")
         if space.is_relative_to(folder):
@@ -128,10 +142,8 @@ def plan_container(config, run_options: dict[str, Any], data_dir_given: bool) ->
     inside["experiment_dir"] = EXPERIMENTS
     inside["experiment_name"] = config.experiment_name
     host_config = dataclasses.replace(config, experiment_dir=run_dir.parent)
-    studies = [config.study] if config.study is not None else range(config.num_studies)
-    job_dirs = tuple(runner.workload_dir(host_config, k) for k in studies)
     return ContainerPlan(tuple(mounts), tuple(run_arguments({**run_options, **inside})),
-                         run_dir, job_dirs)
+                         run_dir, tuple(runner.trial_dirs(host_config)), host_config)
 
 
 def run_arguments(values: dict[str, Any]) -> list[str]:
@@ -170,6 +182,30 @@ def hand_over(path: Path, uid: int, gid: int) -> None:
             os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)
 
 
+def hand_over_trials(plan: ContainerPlan, uid: int, gid: int) -> None:
+    """Lays out the run's folders for a sandbox user other than the caller (root): only the
+    run's own trial folders are handed to it. The folders above them -- the experiment,
+    study and workload folders, which parallel runs (a sweep's sibling trials) share -- are
+    created once, stay the caller's and never change hands, so no run ever takes away files
+    another run is writing. The refusal to reuse a folder, and --overwrite, happen here on
+    the host: the sandbox user may not empty folders it does not own."""
+    runner.prepare_dirs(plan.host_config)
+    for folder in plan.trial_dirs:
+        folder.mkdir(parents=True, exist_ok=True)
+        hand_over(folder, uid, gid)
+
+
+def hand_back_trials(plan: ContainerPlan, uid: int, gid: int) -> None:
+    """Gives the run's trial folders back to the caller; removes those left empty (trials
+    the run never got to), so they do not look like started trials."""
+    for folder in plan.trial_dirs:
+        if not folder.is_dir():
+            continue
+        hand_over(folder, uid, gid)
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only succeeds when empty
+
+
 def gpu_uuids(choice: str, image: Image) -> tuple[str, ...]:
     """GPUs to request: the listed UUIDs, none, or (auto) every GPU nvidia-smi lists when the
     image is a CUDA variant."""
@@ -197,6 +233,25 @@ def start(client: docker.DockerClient, sandbox: Sandbox):
                                demux=True)
     container.start()
     return container, stream
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM (a sweep stopping its jobs, a scheduler) stops the run like Ctrl-C does, so
+    the container is stopped and removed and the run's folders are handed back; the
+    default action would leave the container running with nobody watching it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def stream_until_exit(container: Container, stream) -> int:
@@ -261,11 +316,7 @@ def docker_run(run_options: dict[str, Any], docker_options: DockerOptions, debug
     uid, gid = sandbox_user(image)
     caller = (os.getuid(), os.getgid())
     if caller[0] == 0:
-        # Only this run's own folders change hands, so parallel runs sharing an experiment
-        # folder (a sweep) never take each other's files away mid-run.
-        for folder in plan.job_dirs:
-            folder.mkdir(parents=True, exist_ok=True)
-            hand_over(folder, uid, gid)
+        hand_over_trials(plan, uid, gid)
     sandbox = Sandbox(
         image_id=image.id,
         command=(("--debug",) if debug else ()) + ("run",) + plan.run_args,
@@ -279,7 +330,8 @@ def docker_run(run_options: dict[str, Any], docker_options: DockerOptions, debug
         labels={build.LABEL + "run-dir": str(plan.run_dir)})
     container = None
     try:
-        with _signing(docker_options, plan, config, image, lockfile_sha, echo):
+        with sigterm_as_interrupt(), _signing(docker_options, plan, config, image,
+                                              lockfile_sha, echo):
             container, stream = start(client, sandbox)
             code = stream_until_exit(container, stream)
         echo(f"logs on the host: {plan.run_dir}")
@@ -288,5 +340,4 @@ def docker_run(run_options: dict[str, Any], docker_options: DockerOptions, debug
         if container is not None:
             container.remove(force=True)
         if caller[0] == 0:
-            for folder in plan.job_dirs:
-                hand_over(folder, *caller)
+            hand_back_trials(plan, *caller)

@@ -25,7 +25,9 @@ NADAMW = ROOT / "submissions" / "nadamw" / "submission_pytorch.py"
 NADAMW_SELF = ROOT / "submissions" / "nadamw_self_tuning" / "submission_pytorch.py"
 MAX_STEPS = 3000  # ~4 s of training for the slow trial; the others stop at the target
 SLOW_LR = 1e-5  # never reaches the digits target: such a trial runs all MAX_STEPS steps
-# The Halton draw of seed 0 gives study 0 trial 1 the slow learning rate (asserted below).
+# The Halton draw of seed 29 gives study 0 trial 1 the slow learning rate and the other three
+# trials the fast one (asserted below and by the grid's score of 1.0).
+GRID_SEED = 29
 SEARCH_SPACE = {
     "learning_rate": {"feasible_points": [0.003, SLOW_LR]},
     "one_minus_beta1": {"feasible_points": [0.05]},
@@ -60,7 +62,7 @@ def plan_grid(tmp_path: Path, name: str, ruleset: str) -> Plan:
     """Plans the test grid through the CLI into ``tmp_path/name``."""
     out = tmp_path / name
     args = ["sweep", "plan", "--workloads", "digits", "--studies", "2", "--rules", "v0.6",
-            "--ruleset", ruleset, "--max-global-steps", str(MAX_STEPS), "--seed", "0",
+            "--ruleset", ruleset, "--max-global-steps", str(MAX_STEPS), "--seed", str(GRID_SEED),
             "--out", str(out)]
     if ruleset == "external":
         space = tmp_path / "search_space.json"

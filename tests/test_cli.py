@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = ROOT / "submissions" / "nadamw_self_tuning"
@@ -81,6 +84,46 @@ def test_a_failed_trial_exits_one_naming_the_failure(tmp_path):
     assert done.returncode == 1
     assert "failed: RuntimeError at submission.py" in done.stderr and "boom" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def external_args(tmp_path: Path, *extra: str) -> list[str]:
+    """`algoperf run` of the external-tuning NAdamW baseline (5 trials per study under v0.6)."""
+    nadamw = ROOT / "submissions" / "nadamw"
+    return ["run", "--submission", str(nadamw), "--workload", "digits", "--framework",
+            "pytorch", "--tuning-search-space", str(nadamw / "tuning_search_space.json"),
+            "--experiment-dir", str(tmp_path / "exp"), "--seed", "0", "--max-global-steps", "1",
+            *extra]
+
+
+@pytest.mark.parametrize("options,text", [
+    (["--num-tuning-trials", "0"], "--num-tuning-trials must be at least 1, got 0"),
+    (["--num-tuning-trials", "-3"], "--num-tuning-trials must be at least 1, got -3"),
+    (["--num-studies", "-1"], "--num-studies must be at least 1, got -1"),
+    (["--max-global-steps", "-5"], "--max-global-steps must be at least 1, got -5"),
+    (["--study", "-1"], "--study must be a study index, 0 or more, got -1"),
+    (["--hparam-start-index", "3", "--hparam-end-index", "1"],
+     "--hparam-start-index 3 is not before --hparam-end-index 1: no trial to run"),
+    (["--hparam-start-index", "-1"],
+     "--hparam-start-index must be a trial index, 0 or more, got -1"),
+    (["--hparam-start-index", "5"], "--hparam-start-index 5 selects no trial: a study has 5"),
+    (["--num-tuning-trials", "2", "--hparam-end-index", "0"],
+     "--hparam-start-index 0 is not before --hparam-end-index 0"),
+])
+def test_bad_counts_and_trial_indices_are_one_line_and_write_nothing(tmp_path, options, text):
+    assert_one_line_error(algoperf(*external_args(tmp_path, *options)), 2, text)
+    assert not (tmp_path / "exp").exists()
+
+
+def test_a_trial_index_past_a_list_search_space_is_one_line_and_writes_nothing(tmp_path):
+    space = tmp_path / "one.json"
+    space.write_text(json.dumps([{"learning_rate": 0.003, "one_minus_beta1": 0.1, "beta2": 0.999,
+                                  "weight_decay": 0.0, "warmup_factor": 0.05,
+                                  "dropout_rate": 0.0, "label_smoothing": 0.0}]))
+    args = external_args(tmp_path, "--tuning-search-space", str(space),
+                         "--hparam-start-index", "1")
+    assert_one_line_error(algoperf(*args), 2, "--hparam-start-index 1 selects no trial: the "
+                          f"search space {space} lists 1 configuration(s)")
+    assert not (tmp_path / "exp").exists()
 
 
 def test_existing_experiment_is_refused_then_resumed(tmp_path):

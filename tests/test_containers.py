@@ -106,7 +106,8 @@ def _run_values(args: list[str]) -> dict:
     return run_command.make_context("run", args).params
 
 
-def test_container_arguments_are_algoperf_run_options_with_paths_inside(tmp_path):
+def test_container_arguments_are_algoperf_run_options_with_paths_inside(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not inside a repository root that holds the submission
     data = tmp_path / "data"
     data.mkdir()
     values = _run_values([
@@ -176,3 +177,20 @@ def test_compare_reports_changed_missing_and_unexpected_files(tmp_path):
         f"env: missing {site}demo/util.py",
         f"env: unexpected file {site}evil.pth",
     ]
+
+
+def test_container_plan_hands_over_only_the_trial_folders_the_run_writes(tmp_path):
+    """A sweep job (one study, one trial) owns one trial folder; the study and workload
+    folders above it are shared with its sibling jobs and are not the job's to hand over."""
+    common = ["--submission", str(SUBMISSION / "submission_pytorch.py"), "--workload",
+              "digits", "--framework", "pytorch", "--experiment-dir", str(tmp_path),
+              "--tuning-search-space", str(SUBMISSION / "tuning_search_space.json")]
+    job = _run_values([*common, "--study", "1", "--num-studies", "2", "--num-tuning-trials",
+                       "4", "--hparam-start-index", "2", "--hparam-end-index", "3", "--resume"])
+    plan = plan_container(config_from_options(**dict(job)), job, data_dir_given=False)
+    workload = tmp_path / "nadamw" / "study_1" / "digits_pytorch"
+    assert plan.trial_dirs == (workload / "trial_3",)
+    whole = _run_values([*common, "--num-studies", "2", "--num-tuning-trials", "2"])
+    plan = plan_container(config_from_options(**dict(whole)), whole, data_dir_given=False)
+    assert plan.trial_dirs == tuple(tmp_path / "nadamw" / f"study_{k}" / "digits_pytorch" /
+                                    f"trial_{i}" for k in (0, 1) for i in (1, 2))

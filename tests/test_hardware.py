@@ -509,7 +509,7 @@ def test_a_resumed_trial_records_the_hardware_of_the_resuming_process(tmp_path):
     last_checkpoint = max(i for i, line in enumerate(lines) if b'"type":"checkpoint"' in line)
     path.write_bytes(b"".join(lines[:last_checkpoint + 1]))
     with use_nvml(FakeNvml(load_machine("hgx_a100x4"))):
-        (resumed,) = run(dataclasses.replace(config, resume=True, max_global_steps=5))
+        (resumed,) = run(dataclasses.replace(config, resume=True))
     records = read_events(resumed.trial_dir / "events.jsonl")
     assert verify_chain(resumed.trial_dir / "events.jsonl") == []
     start, resume = (r["data"] for r in records if r["type"] in ("run_start", "resume"))

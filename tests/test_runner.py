@@ -237,6 +237,37 @@ def test_trial_plan_is_reproducible_and_studies_do_not_depend_on_what_else_runs(
     assert plan_trials(cfg, seed=8) != both
 
 
+def test_trial_i_gets_the_same_hyperparameters_whether_2_or_5_trials_are_asked_for(tmp_path):
+    from dataclasses import replace
+
+    cfg = config(tmp_path, BASELINE, ruleset="external", tuning_search_space=SEARCH_SPACE,
+                 num_studies=3)
+    two = plan_trials(replace(cfg, num_tuning_trials=2), seed=7)
+    five = plan_trials(replace(cfg, num_tuning_trials=5), seed=7)
+    assert all(two[k] == five[k][:2] for k in range(3))
+    assert len({hp for k in five for _, hp in five[k]}) == 15  # every study its own points
+    # Past the rules' 5 trials and 3 studies (v0.6) the earlier trials still keep their points.
+    more = plan_trials(replace(cfg, num_tuning_trials=8, num_studies=4), seed=7)
+    assert all(more[k][:5] == five[k] for k in range(3))
+    assert len({hp for k in more for _, hp in more[k]}) == 32
+    assert plan_trials(replace(cfg, num_tuning_trials=5, num_studies=1), seed=7)[0] == five[0]
+
+
+def test_a_two_trial_run_trains_the_first_two_trials_of_the_five_trial_run(tmp_path):
+    submission = ROOT / "submissions" / "nadamw" / "submission_pytorch.py"
+    runs = {n: run(config(tmp_path, submission, experiment_name=f"trials_{n}", ruleset="external",
+                          tuning_search_space=SEARCH_SPACE, num_tuning_trials=n,
+                          max_global_steps=1))
+            for n in (2, 5)}
+
+    def trained(result):
+        start = read_events(result.trial_dir / "events.jsonl")[0]["data"]
+        return start["seed"], start["hyperparameters"], (result.trial_dir / "hparams.json"
+                                                           ).read_bytes()
+
+    assert [trained(r) for r in runs[2]] == [trained(r) for r in runs[5][:2]]
+
+
 # --- bad input: one clear line, nothing written that looks complete ---------------------------
 
 

@@ -87,6 +87,24 @@ def test_plan_lists_the_hyperparameters_and_seeds_of_each_trial(tmp_path):
     assert list(plan.jobs[0].hyperparameters) == list(json.loads(SPACE.read_text()))
 
 
+def test_a_plan_of_fewer_trials_lists_the_first_trials_of_a_larger_one(tmp_path):
+    from algoperf.runner import plan_trials
+
+    def cells(plan):
+        return {(j.study, j.trial): (j.seed, j.hyperparameters) for j in plan.jobs}
+
+    two = make_plan(tmp_path / "two", NADAMW, workloads=("digits",), num_studies=2, num_trials=2)
+    five = make_plan(tmp_path / "five", NADAMW, workloads=("digits",), num_studies=2,
+                     num_trials=5)
+    assert cells(two) == {cell: v for cell, v in cells(five).items() if cell[1] <= 2}
+    # The same points as one `algoperf run` of the whole grid draws.
+    whole = dataclasses.replace(job_config(five, five.jobs[0]), study=None,
+                                hparam_start_index=None, hparam_end_index=None)
+    drawn = plan_trials(whole, five.seed)
+    assert {(k, i): hp._asdict() for k, trials in drawn.items() for i, hp in trials} == {
+        cell: hp for cell, (_, hp) in cells(five).items()}
+
+
 @pytest.mark.parametrize("rules,ruleset,jobs", [
     ("v0.5", "external", 14 * 5 * 5), ("v0.6", "external", 8 * 3 * 5),
     ("a100", "external", 9 * 3 * 5), ("v0.5", "self", 14 * 5), ("v0.6", "self", 8 * 3)])
@@ -234,7 +252,7 @@ def test_sbatch_options_pass_partition_gpus_time_and_extras_through(tmp_path):
     assert array_spec([3]) == "3" and array_spec([5, 1, 2]) == "1-2,5"
 
 
-def test_job_that_fails_before_training_is_failed_and_retried_on_resume(tmp_path):
+def test_job_that_fails_before_training_is_a_harness_failure_retried_on_resume(tmp_path):
     plan = make_plan(tmp_path / "nadamw", NADAMW, workloads=("digits",), num_studies=1,
                      num_trials=1, max_global_steps=3)
     write_plan(plan)
@@ -242,7 +260,8 @@ def test_job_that_fails_before_training_is_failed_and_retried_on_resume(tmp_path
     launched = launch(plan, plan.jobs, broken, "run")
     assert launched.exit_codes == {0: 2}
     (status,), _ = job_statuses(plan)
-    assert status.state == "failed" and status.rerun and "before training" in status.detail
+    assert status.state == "failed_harness" and status.rerun
+    assert "before training" in status.detail and "no-such-option" in status.detail
     assert "no-such-option" in status.log.read_text()
     launch(plan, [status.job], dataclasses.replace(broken, job_args=""), "resume")
     (status,), _ = job_statuses(plan)

@@ -213,17 +213,29 @@ def test_list_form_warns_when_counts_differ(caplog):
 
 def test_assign_trials_gives_studies_disjoint_chunks_of_one_draw():
     space = parse_search_space(ADAMW_SPACE)
-    studies = assign_trials(space, num_studies=3, num_trials=5, seed=11)
+    studies = assign_trials(space, num_studies=3, num_trials=5, seed=11, block=(3, 5))
     assert [len(s) for s in studies] == [5, 5, 5]
     flat = [p for s in studies for p in s]
     assert len(set(flat)) == 15
-    assert flat == space.points(15, seed=11)
-    assert studies != assign_trials(space, 3, 5, seed=12)
+    assert flat == space.points(15, seed=11)  # the rules' grid: AlgoPerf's 15 points, seeded
+    assert studies != assign_trials(space, 3, 5, seed=12, block=(3, 5))
+
+
+def test_a_trials_point_does_not_depend_on_how_many_trials_or_studies_are_drawn():
+    space = parse_search_space(ADAMW_SPACE)
+    full = assign_trials(space, num_studies=4, num_trials=12, seed=11, block=(3, 5))
+    for num_studies, num_trials in ((1, 1), (1, 2), (3, 2), (2, 5), (4, 7), (3, 12)):
+        drawn = assign_trials(space, num_studies, num_trials, seed=11, block=(3, 5))
+        assert drawn == [s[:num_trials] for s in full[:num_studies]]
+    flat = [p for s in full for p in s]
+    assert len(set(flat)) == 48  # past the first block too, no two trials share a point
+    # The points all come from AlgoPerf's Halton sequence, block by block.
+    assert set(flat) <= set(space.points(15 * 15, seed=0))
 
 
 def test_assign_trials_list_form_repeats_the_first_entries_per_study():
     space = parse_search_space(BASELINE_LIST)
-    studies = assign_trials(space, num_studies=3, num_trials=1, seed=0)
+    studies = assign_trials(space, num_studies=3, num_trials=1, seed=0, block=(3, 5))
     assert [[p._asdict() for p in s] for s in studies] == [[BASELINE_LIST[0]]] * 3
 
 

@@ -264,7 +264,7 @@ def check_workload(name: str, framework: str, data: Data, progress: Progress,
     info = checkable(name)
     registry.check_framework(framework)
     from algoperf import frameworks
-    from algoperf.submission import load_submission
+    from algoperf.submission import load_submission, submission_root
 
     if not submission_path.exists():
         raise UserError(f"the submission {submission_path} is missing; pass one with "
@@ -273,7 +273,8 @@ def check_workload(name: str, framework: str, data: Data, progress: Progress,
     progress(f"{name} ({framework}): importing {framework} and the submission "
              f"{submission_path.name}")
     frameworks.setup(framework)  # UserError when the framework is not installed
-    submission = load_submission(submission_path, framework)
+    # With the current directory as its repository root when it holds it, as `algoperf run`.
+    submission = load_submission(submission_path, framework, root=submission_root(submission_path))
     result = CheckResult(workload=name, framework=framework,
                          expected_param_count=info.expected_param_count(framework),
                          data=data.description,

@@ -6,6 +6,8 @@
   refuses a mismatch (or, with allow_nonreference, marks the run non-certifiable).
 - `HardwareSampler` writes clocks, throttle reasons, temperature and power into the event log
   during a trial; `throttle_summary` reads them back for reports.
+- `contention.ContentionMeter` reads how busy the host was over a trial's timed loop (other
+  processes' CPU time, steal, load, CPU throttling) for its ``measurement_quality`` record.
 """
 
 from algoperf.hardware.fingerprint import Fingerprint, take_fingerprint

@@ -40,6 +40,7 @@ RUN_START = "run_start"
 TRIAL_START = "trial_start"
 EVAL = "eval"
 CHECKPOINT = "checkpoint"
+CHECKPOINT_DISABLED = "checkpoint_disabled"  # nothing could write the state: step, reason
 RESUME = "resume"
 ERROR = "error"
 RUN_END = "run_end"

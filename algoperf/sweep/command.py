@@ -23,7 +23,8 @@ from algoperf.sweep.plan import Job, Plan, load_plan, make_plan, write_plan
 from algoperf.sweep.slurm import SlurmOptions
 from algoperf.workloads import registry
 
-STATE_STYLE = {state.DONE: "green", state.FAILED: "red", state.INTERRUPTED: "yellow",
+STATE_STYLE = {state.DONE: "green", state.FAILED_SUBMISSION: "red",
+               state.FAILED_HARNESS: "magenta", state.INTERRUPTED: "yellow",
                state.RUNNING: "cyan", state.PENDING: "dim"}
 
 
@@ -38,6 +39,9 @@ def sweep() -> None:
 @sweep.command("plan")
 @click.option("--submission", "submission_path", required=True, type=click.Path(path_type=Path),
               help="Submission .py file, or its folder (submission_<framework>.py).")
+@click.option("--submission-root", type=click.Path(path_type=Path), default=None,
+              help="Repository root every job puts on sys.path (imports by repository path); "
+                   "default: the current directory when it holds the submission.")
 @click.option("--search-space", type=click.Path(path_type=Path), default=None,
               help="JSON search space (external tuning); default: the submission folder's "
                    "tuning_search_space.json.")
@@ -64,7 +68,8 @@ def sweep() -> None:
               help="Without checkpoints an interrupted job starts its trial again from step 0.")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Sweep directory; its name is the submission's name on a leaderboard.")
-def plan_command(submission_path: Path, search_space: Path | None, framework: str | None,
+def plan_command(submission_path: Path, submission_root: Path | None,
+                 search_space: Path | None, framework: str | None,
                  rules: str, ruleset: str, workloads: tuple[str, ...], num_studies: int | None,
                  num_trials: int | None, seed: int, max_global_steps: int | None,
                  data_dir: Path | None, save_checkpoints: bool, out: Path) -> None:
@@ -74,7 +79,7 @@ def plan_command(submission_path: Path, search_space: Path | None, framework: st
                      search_space=search_space, workloads=names or None,
                      num_studies=num_studies, num_trials=num_trials, seed=seed,
                      max_global_steps=max_global_steps, save_checkpoints=save_checkpoints,
-                     data_dir=data_dir)
+                     data_dir=data_dir, submission_root=submission_root)
     written = write_plan(plan)
     console = terminal.console()
     console.print(f"{'planned' if written else 'unchanged (the same plan is already there)'}: "
@@ -202,7 +207,7 @@ def _report(plan: Plan, console: Console) -> None:
     statuses, warning = execute.job_statuses(plan)
     console.print(status_table(plan, statuses))
     _print_summary(plan, statuses, warning, console)
-    if any(s.state == state.FAILED for s in statuses):
+    if any(s.state in state.FAILED_STATES for s in statuses):
         sys.exit(1)
 
 
@@ -225,9 +230,9 @@ def run_command(directory: Path, wait: bool, **given) -> None:
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @_exec_options
 def resume_command(directory: Path, wait: bool, **given) -> None:
-    """Run only what is not done: interrupted jobs continue from their checkpoints; finished
-    jobs never run again; queued and running ones are left alone. Options default to the
-    last run's."""
+    """Run only what is not done: interrupted jobs and harness or machine failures continue
+    from their checkpoints; finished jobs (a submission's failure included) never run again;
+    queued and running ones are left alone. Options default to the last run's."""
     plan = load_plan(directory)
     statuses, warning = execute.job_statuses(plan)
     if warning:
@@ -307,8 +312,8 @@ def status_json(plan: Plan, statuses: list[state.JobStatus], warning: str | None
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the states as JSON.")
 def status_command(directory: Path, as_json: bool) -> None:
-    """Every job's state (pending, running, done, failed, interrupted) and times, and whether
-    the results can be scored."""
+    """Every job's state (pending, running, done, failed_submission, failed_harness,
+    interrupted), why, its times, and whether the results can be scored."""
     plan = load_plan(directory)
     statuses, warning = execute.job_statuses(plan)
     if as_json:

@@ -44,9 +44,12 @@ def _start(plan: Plan, job: Job, command: list[str]) -> subprocess.Popen:
     return process
 
 
-def _finish(plan: Plan, job: Job, code: int) -> None:
+def _finish(plan: Plan, job: Job, code: int, stopped: bool = False) -> None:
+    """Records the attempt's end; ``stopped``: the sweep stopped it (Ctrl-C), so it shows as
+    interrupted whatever its exit code."""
+    record = {"event": "end", "t": time.time(), "exit_code": code}
     records.append_record(records.attempts_path(plan.jobs_dir, job.label),
-                          {"event": "end", "t": time.time(), "exit_code": code})
+                          {**record, "stopped": True} if stopped else record)
 
 
 def _stop(running: dict[int, tuple[Job, subprocess.Popen]]) -> None:
@@ -103,7 +106,7 @@ def run_jobs(plan: Plan, jobs: Sequence[Job], command: Callable[[Job], list[str]
             signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the stop
         _stop(running)
         for job, process in running.values():
-            _finish(plan, job, process.returncode)
+            _finish(plan, job, process.returncode, stopped=True)
         raise Interrupted(f"stopped {len(running)} running job(s)") from None
     finally:
         if main:

@@ -74,12 +74,13 @@ class Plan:
     data_dir: Path | None  # None: each job's own default (~/data on the machine it runs on)
     jobs: tuple[Job, ...]
     algoperf_version: str = __version__
+    submission_root: Path | None = None  # the repository root every job puts on sys.path
 
     @property
     def plan_id(self) -> str:
         """sha256 over everything that decides the results, paths excluded."""
         identity = {k: v for k, v in _inputs(self).items()
-                    if k not in ("submission", "search_space", "data_dir")}
+                    if k not in ("submission", "search_space", "data_dir", "submission_root")}
         identity["jobs"] = [dataclasses.asdict(j) for j in self.jobs]
         text = json.dumps([PLAN_FORMAT, identity], sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
@@ -109,6 +110,7 @@ def _inputs(plan: Plan) -> dict[str, Any]:
         "max_global_steps": plan.max_global_steps,
         "save_checkpoints": plan.save_checkpoints,
         "data_dir": str(plan.data_dir) if plan.data_dir else None,
+        "submission_root": str(plan.submission_root) if plan.submission_root else None,
     }
 
 
@@ -135,6 +137,7 @@ def job_config(plan: Plan, job: Job) -> runner.RunConfig:
         max_global_steps=plan.max_global_steps,
         resume=True,
         save_checkpoints=plan.save_checkpoints,
+        submission_root=plan.submission_root,
     )
 
 
@@ -159,9 +162,11 @@ def make_plan(directory: Path, submission_path: Path, *, rules: str = registry.D
               search_space: Path | None = None, workloads: tuple[str, ...] | None = None,
               num_studies: int | None = None, num_trials: int | None = None, seed: int = 0,
               max_global_steps: int | None = None, save_checkpoints: bool = True,
-              data_dir: Path | None = None) -> Plan:
+              data_dir: Path | None = None, submission_root: Path | None = None) -> Plan:
     """The plan of a study grid; unset sizes and workloads (base workloads and held-out
-    variants) follow the rules version.
+    variants) follow the rules version. The repository root (``submission_root``, else the
+    current directory when it holds the submission) is recorded, so every job puts the same
+    root on sys.path wherever it runs.
 
     Checks every input (one UserError line each) before anything is written.
     """
@@ -174,6 +179,7 @@ def make_plan(directory: Path, submission_path: Path, *, rules: str = registry.D
                         "its folder")
     framework = _framework_of(path, framework)
     file = submission.resolve_path(path, framework).resolve()
+    root = submission.submission_root(file, submission_root)
     if ruleset == "external":
         if search_space is None:
             search_space = file.parent / SEARCH_SPACE_FILE
@@ -208,7 +214,8 @@ def make_plan(directory: Path, submission_path: Path, *, rules: str = registry.D
         framework=framework, rules=rules, ruleset=ruleset, workloads=workloads,
         num_studies=num_studies, num_trials=num_trials, seed=seed,
         max_global_steps=max_global_steps, save_checkpoints=save_checkpoints,
-        data_dir=Path(data_dir).expanduser().resolve() if data_dir else None, jobs=())
+        data_dir=Path(data_dir).expanduser().resolve() if data_dir else None, jobs=(),
+        submission_root=root)
     return dataclasses.replace(plan, jobs=tuple(_jobs(plan)))
 
 
@@ -304,7 +311,9 @@ def load_plan(directory: Path) -> Plan:
             data_dir=Path(inputs["data_dir"]) if inputs["data_dir"] else None,
             jobs=tuple(Job(j["index"], j["workload"], j["study"], j["trial"], j["seed"],
                            j["hyperparameters"]) for j in doc["jobs"]),
-            algoperf_version=made_by)
+            algoperf_version=made_by,
+            submission_root=Path(inputs["submission_root"]) if inputs.get("submission_root")
+            else None)
     except (KeyError, TypeError) as e:
         raise UserError(f"{path} is damaged (missing {e}); plan again into a new "
                         "directory") from None

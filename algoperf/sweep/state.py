@@ -1,11 +1,15 @@
-"""Where each job of a sweep stands: pending, running, done, failed or interrupted.
+"""Where each job of a sweep stands: pending, running, done, failed_submission,
+failed_harness or interrupted.
 
 The trial's own event log decides whether a job finished: a trial whose last ``run_start`` /
 ``resume`` is followed by ``run_end`` is over (as the runner's ``--resume`` sees it), and is
-never run again. Otherwise the scheduler says whether the job is queued or running (Slurm's
+never run again; one that ended with an error is the submission's failure (scored as
+infinite time). Otherwise the scheduler says whether the job is queued or running (Slurm's
 queue, or a live local process), and the job's attempt records tell a job that never started
-from one that died (interrupted: continued from its checkpoint on resume) or one that exited
-with an error before training (failed, retried on resume).
+from one that was stopped (interrupted: Ctrl-C, SIGTERM, scancel, a dead node) or one that
+failed through the harness or the machine (failed_harness: permission denied, disk full,
+killed by a signal, an engine error, an error exit). Both continue from their checkpoints on
+resume.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import dataclasses
 import json
 import math
 import re
+import signal
 import socket
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,9 +32,13 @@ from algoperf.sweep.launch import log_path
 from algoperf.sweep.plan import Job, Plan
 from algoperf.workloads import registry
 
-PENDING, RUNNING, DONE, FAILED, INTERRUPTED = (
-    "pending", "running", "done", "failed", "interrupted")
-STATES = (PENDING, RUNNING, DONE, FAILED, INTERRUPTED)
+PENDING, RUNNING, DONE, FAILED_SUBMISSION, FAILED_HARNESS, INTERRUPTED = (
+    "pending", "running", "done", "failed_submission", "failed_harness", "interrupted")
+STATES = (PENDING, RUNNING, DONE, FAILED_SUBMISSION, FAILED_HARNESS, INTERRUPTED)
+FAILED_STATES = (FAILED_SUBMISSION, FAILED_HARNESS)
+# Exits that ask a job to stop (Ctrl-C, SIGTERM from the sweep, scancel, a time limit), as a
+# signal's negative return code or a shell's or engine's 128 + signal number.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,12 +54,13 @@ class TrialLog:
     restarts: int  # started again from step 0 (no checkpoint to continue from)
     seed: int | None
     hyperparameters: dict[str, Any] | None
+    harness_error: str | None = None  # the harness failure that stopped it since its last start
 
 
 # Event lines start {"seq":N,"type":"...", (algoperf.logs.events' canonical encoding): the type
 # is read without parsing the line, so a long run's many hardware samples cost next to nothing.
 _TYPE = re.compile(rb'^\{"seq":\d+,"type":"([a-z_]+)"')
-_NEEDED = {ev.RUN_START, ev.RESUME, ev.RUN_END, ev.EVAL, ev.CHECKPOINT}
+_NEEDED = {ev.RUN_START, ev.RESUME, ev.RUN_END, ev.EVAL, ev.CHECKPOINT, ev.ERROR}
 
 
 def _trial_records(path: Path) -> list[dict[str, Any]]:
@@ -78,14 +88,17 @@ def read_trial(trial_dir: Path) -> TrialLog | None:
     starts = [r for r in records_ if r.get("type") == ev.RUN_START]
     if not starts:
         return None
-    end, step, submission_time, resumes = None, 0, 0.0, 0
+    end, step, submission_time, resumes, harness_error = None, 0, 0.0, 0, None
     for r in records_:
         data = r.get("data") or {}
         if r["type"] in (ev.RUN_START, ev.RESUME):
-            end = None
+            end = harness_error = None
             resumes += r["type"] == ev.RESUME
         elif r["type"] == ev.RUN_END:
             end = data
+        elif r["type"] == ev.ERROR:
+            if data.get("cause") == "harness":
+                harness_error = str(data.get("message") or "a harness failure")
         elif r["type"] not in _NEEDED:
             continue
         step = int(data.get("global_step", step))
@@ -97,7 +110,7 @@ def read_trial(trial_dir: Path) -> TrialLog | None:
     return TrialLog(started=starts[0]["t_wall"], last=records_[-1]["t_wall"], end=end,
                     global_step=step, submission_time=submission_time, resumes=resumes,
                     restarts=len(starts) - 1, seed=first.get("seed"),
-                    hyperparameters=first.get("hyperparameters"))
+                    hyperparameters=first.get("hyperparameters"), harness_error=harness_error)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,10 +128,11 @@ class JobStatus:
     @property
     def rerun(self) -> bool:
         """Whether `sweep resume` runs this job: not while it is queued or running, never
-        once its trial has ended."""
+        once its trial has ended (a submission's failure included); a harness or machine
+        failure runs again."""
         if self.live or self.finished:
             return False
-        return self.state in (PENDING, INTERRUPTED, FAILED)
+        return self.state in (PENDING, INTERRUPTED, FAILED_HARNESS)
 
     @property
     def finished(self) -> bool:
@@ -136,7 +150,7 @@ class JobStatus:
         if self.finished:
             ends = [a.end["t"] for a in self.attempts if a.end is not None]
             return max([self.trial.last, *ends])
-        if self.state == FAILED and self.attempts and self.attempts[-1].end:
+        if self.state in FAILED_STATES and self.attempts and self.attempts[-1].end:
             return self.attempts[-1].end["t"]
         return None
 
@@ -175,11 +189,11 @@ def job_status(plan: Plan, job: Job, queued: str | None = None) -> JobStatus:
 
     if trial is not None and trial.end is not None:
         mismatch = _mismatch(job, trial)
-        if mismatch:
-            return status(FAILED, mismatch)
+        if mismatch:  # not the submission's doing; its trial ended, so resume cannot redo it
+            return status(FAILED_HARNESS, mismatch)
         reason = trial.end.get("reason") or "stopped"
         if trial.end.get("status") == "failed":
-            return status(FAILED, f"trial failed: {trial.end.get('error') or reason}")
+            return status(FAILED_SUBMISSION, f"trial failed: {trial.end.get('error') or reason}")
         again = [f"{word} {n}x" for word, n in (("resumed", trial.resumes),
                                                  ("restarted", trial.restarts)) if n]
         return status(DONE, ", ".join([reason, *again]))
@@ -192,15 +206,58 @@ def job_status(plan: Plan, job: Job, queued: str | None = None) -> JobStatus:
                                                        else ""), live=True)
     if last is not None and _alive_here(last):
         return status(RUNNING, f"pid {last.start['pid']} on {_where(last)}", live=True)
-    code = last.exit_code if last else None
-    if trial is not None:
-        return status(INTERRUPTED, f"stopped at step {trial.global_step}"
-                      + (f" (exit {code})" if code is not None else ""))
-    if last is None:
+    if trial is None and last is None:
         return status(PENDING, "not started")
-    if code is None or code < 0 or code > 128:
-        return status(INTERRUPTED, "stopped before training")
-    return status(FAILED, f"exit {code} before training; see {log.name}")
+    where = f"at step {trial.global_step}" if trial is not None else "before training"
+    failure = _harness_failure(last, trial, log)
+    if failure is None:
+        code = last.exit_code if last else None
+        return status(INTERRUPTED, f"stopped {where}"
+                      + (f" (exit {code})" if code is not None else ""))
+    return status(FAILED_HARNESS, f"{failure} {where}")
+
+
+def _harness_failure(last: records.Attempt | None, trial: TrialLog | None,
+                     log: Path) -> str | None:
+    """Why a job that is not running and whose trial did not end failed through the harness
+    or the machine, or None when it was stopped (interrupted)."""
+    if last is None or last.end is None or last.end.get("stopped"):
+        return None  # stopped by the sweep, or no record of its end (the sweep or node died)
+    code = last.exit_code
+    if code is None:
+        return None
+    signum = -code if code < 0 else code - 128 if code > 128 else None
+    if signum in STOP_SIGNALS:
+        return None
+    if signum is not None:
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        return f"killed by {name}" + (f" (exit {code})" if code > 0 else "")
+    if trial is not None and trial.harness_error:
+        return trial.harness_error
+    if code == 0:
+        return "exit 0 without ending its trial"
+    error = last_error_line(log)
+    return f"exit {code}" + (f" ({error})" if error else f", see {log.name}")
+
+
+def last_error_line(log: Path, tail_bytes: int = 16384, width: int = 300) -> str | None:
+    """The last ``error: ...`` line the job's latest attempt wrote to its log."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - tail_bytes))
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    text = text.rsplit("=== algoperf sweep:", 1)[-1]
+    errors = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("error: ")]
+    if not errors:
+        return None
+    line = errors[-1].removeprefix("error: ")
+    return line if len(line) <= width else line[:width - 3] + "..."
 
 
 def _where(attempt: records.Attempt | None) -> str:
