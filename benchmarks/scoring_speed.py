@@ -14,7 +14,7 @@ then run
         --algoperf-python /tmp/algoperf-scoring-venv/bin/python
 
 (or set ALGOPERF_SCORING_REPO and ALGOPERF_SCORING_PYTHON). Two corpora are scored: the v0.6
-leaderboard logs in ../shared/algoperf-logs/v0.6 (external tuning and self-tuning), and a
+leaderboard logs in tests/data/algoperf-logs/v0.6 (external tuning and self-tuning), and a
 synthetic corpus 20x larger made of copies of those submissions with every trial's clock
 scaled by a random factor. What is timed, in a fresh process for each scorer and repeat,
 is reading the logs and computing every submission's benchmark score: for AlgoPerf
@@ -45,7 +45,7 @@ import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_LOGS = REPO_ROOT.parent / "shared" / "algoperf-logs" / "v0.6"
+DEFAULT_LOGS = REPO_ROOT / "tests" / "data" / "algoperf-logs" / "v0.6"
 TIME_COLUMNS = ("score", "accumulated_submission_time", "total_duration")
 
 # Run by AlgoPerf's interpreter with its repository on sys.path; only calls its functions.

@@ -26,9 +26,6 @@ from algoperf.logs.measurements import MetricLogger, read_measurements
 from algoperf.logs.values import parse_float
 
 ALGOPERF_LOGS = ALGOPERF_LOGS / "v0.6"
-needs_algoperf_logs = pytest.mark.skipif(
-    not ALGOPERF_LOGS.is_dir(), reason=f"real AlgoPerf logs not found at {ALGOPERF_LOGS}"
-)
 
 
 def _lines(path: Path) -> list[bytes]:
@@ -392,7 +389,6 @@ def _cell_value(cell: str):
     return int(cell) if re.fullmatch(r"-?\d+", cell) else float(cell)
 
 
-@needs_algoperf_logs
 @pytest.mark.parametrize("trial", [
     "external_tuning/baseline/study_0/ogbg_jax/trial_1",
     "external_tuning/shampoo/study_0/librispeech_deepspeech_pytorch/trial_1",
@@ -410,7 +406,6 @@ def test_eval_csv_reproduces_a_real_algoperf_file_byte_for_byte(tmp_path, trial)
     assert (tmp_path / "eval_measurements.csv").read_bytes() == real.read_bytes()
 
 
-@needs_algoperf_logs
 def test_eval_csv_header_matches_every_real_algoperf_header(tmp_path):
     files = ALGOPERF_LOGS.glob("*/*/*/*/*/eval_measurements.csv")
     real_headers = {tuple(_rows(p)[0]) for p in files}
@@ -440,7 +435,6 @@ def test_read_hparams_is_none_without_file_and_a_user_error_for_bad_json(tmp_pat
         trial_files.read_hparams(tmp_path)
 
 
-@needs_algoperf_logs
 def test_hparams_and_flags_reproduce_real_algoperf_files(tmp_path):
     trial = ALGOPERF_LOGS / "external_tuning/baseline/study_0/ogbg_jax/trial_1"
     real_hp = json.loads((trial / "hparams.json").read_text())
@@ -510,7 +504,6 @@ def test_meta_data_has_algoperf_keys(tmp_path, monkeypatch):
         assert re.fullmatch(r"[0-9a-f]{40}", meta["git_commit_hash"]) and meta["git_branch"]
 
 
-@needs_algoperf_logs
 def test_meta_data_key_order_follows_a_real_algoperf_file(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", None)
     real = json.loads((ALGOPERF_LOGS / "external_tuning/baseline/study_0/ogbg_jax/trial_1/"

@@ -18,7 +18,6 @@ from algoperf.scoring.summary import COLUMNS
 LOGS = ALGOPERF_LOGS / "v0.6"
 EXTERNAL = LOGS / "external_tuning"
 
-pytestmark = pytest.mark.skipif(not EXTERNAL.is_dir(), reason=f"no AlgoPerf logs at {LOGS}")
 
 
 @pytest.fixture(scope="module")

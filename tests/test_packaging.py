@@ -1,0 +1,54 @@
+"""The installed package matches the checkout, and the checkout stands on its own.
+
+pyproject.toml lists every package by hand (the top-level folders install under one namespace
+through ``package-dir``, which setuptools' discovery does not follow); a folder left out of the
+list is silently missing from a wheel or an image, so these tests compare the list with the tree.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SETUPTOOLS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+
+
+def _packages_in_tree() -> set[str]:
+    """Every folder with an ``__init__.py`` under a ``package-dir`` root, by its installed name."""
+    found = set()
+    for name, folder in SETUPTOOLS["package-dir"].items():
+        root = ROOT / folder
+        for init in root.rglob("__init__.py"):
+            relative = init.parent.relative_to(root)
+            if "__pycache__" in relative.parts:
+                continue
+            found.add(".".join((name, *relative.parts)) if relative.parts else name)
+    return found
+
+
+def test_every_package_folder_is_listed_in_pyproject():
+    missing = _packages_in_tree() - set(SETUPTOOLS["packages"])
+    assert not missing, f"add these packages to pyproject.toml's [tool.setuptools] packages: {missing}"
+
+
+def test_every_listed_package_exists_in_the_tree():
+    stale = set(SETUPTOOLS["packages"]) - _packages_in_tree()
+    assert not stale, f"pyproject.toml lists packages with no folder: {stale}"
+
+
+def test_no_tracked_file_refers_to_files_outside_the_repository():
+    """A fresh clone runs every test and documented command: nothing points beside the checkout."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()
+    outside = []
+    for path in tracked:
+        file = ROOT / path
+        if path == "tests/test_packaging.py" or file.suffix not in {
+                ".py", ".md", ".toml", ".txt", ".sh", ".cfg", ""} or not file.is_file():
+            continue
+        text = file.read_text(errors="replace")
+        if "../shared" in text or "/work/shared" in text:
+            outside.append(path)
+    assert not outside, f"these files refer to ../shared outside the repository: {outside}"
