@@ -28,6 +28,13 @@ OPTIONAL = ("prepare_for_eval", "get_eval_batch_size")
 # How the runner calls each function (AlgoPerf's convention): by keyword or by position.
 KEYWORD_CALLED = ("update_params", "prepare_for_eval")
 
+# The environment of every Python process that runs a job (sweep jobs, containers): Python's
+# safe-path mode (`python -P`), so the current folder is not put first on sys.path, where a
+# checkout's `datasets/` would shadow Hugging Face's `datasets` (and any folder named like a
+# package would shadow it). Submissions still find their own modules: `_import` puts their
+# folder and repository root on sys.path explicitly.
+JOB_ENVIRONMENT = {"PYTHONSAFEPATH": "1"}
+
 
 @dataclasses.dataclass(frozen=True)
 class Submission:

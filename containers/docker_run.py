@@ -30,7 +30,7 @@ from algoperf import hardware, runner
 from algoperf.containers import build, engine, verify
 from algoperf.containers.sandbox import BindMount, Sandbox, container_settings
 from algoperf.errors import UserError
-from algoperf.submission import submission_root
+from algoperf.submission import JOB_ENVIRONMENT, submission_root
 
 DATA = "/data"
 IMAGENET_V2 = "/data-imagenet-v2"
@@ -322,7 +322,7 @@ def docker_run(run_options: dict[str, Any], docker_options: DockerOptions, debug
         command=(("--debug",) if debug else ()) + ("run",) + plan.run_args,
         mounts=plan.mounts, user=f"{uid}:{gid}",
         environment={"ALGOPERF_IMAGE_ID": image.id, "ALGOPERF_LOCKFILE_SHA256": lockfile_sha,
-                     "ALGOPERF_SANDBOX": "1"},
+                     "ALGOPERF_SANDBOX": "1", **JOB_ENVIRONMENT},
         pids_limit=docker_options.pids_limit, shm_size=docker_options.shm_size,
         tmp_size=docker_options.tmp_size, memory=docker_options.memory,
         cpus=docker_options.cpus, gpu_uuids=gpu_uuids(docker_options.gpus, image),

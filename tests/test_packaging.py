@@ -30,7 +30,7 @@ def _packages_in_tree() -> set[str]:
 
 def test_every_package_folder_is_listed_in_pyproject():
     missing = _packages_in_tree() - set(SETUPTOOLS["packages"])
-    assert not missing, f"add these packages to pyproject.toml's [tool.setuptools] packages: {missing}"
+    assert not missing, f"add to pyproject.toml's [tool.setuptools] packages: {missing}"
 
 
 def test_every_listed_package_exists_in_the_tree():

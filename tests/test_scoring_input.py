@@ -16,6 +16,7 @@ from algoperf.cli import cli
 from algoperf.errors import UserError
 from algoperf.scoring import score
 from algoperf.scoring.csvlog import parse_eval_measurements
+from algoperf.scoring.discover import verification_dir
 from algoperf.scoring.events import read_run_events
 from algoperf.workloads.registry import WORKLOADS
 
@@ -71,6 +72,17 @@ def test_a_leaderboard_directory_holds_one_submission_per_entry(tmp_path):
     assert [s.name for s in report.submissions] == ["fast", "slow"]
     assert report.submission("fast").score == 1.0
     assert report.submission("slow").score == pytest.approx(2 / 3, abs=3 / 99)  # ratio 2
+
+
+def test_verify_output_beside_a_submission_is_not_read_as_a_submission(tmp_path):
+    fast = write_submission(tmp_path, "fast")
+    write_submission(tmp_path, "slow", seconds_per_eval=12.0)
+    beside = verification_dir(fast)
+    beside.mkdir()
+    (beside / "report.txt").write_text("verify's report\n")
+    report = score([tmp_path], bootstrap_replicates=0)
+    assert beside == tmp_path / "fast.verification"
+    assert [s.name for s in report.submissions] == ["fast", "slow"] and not report.warnings
 
 
 def test_timestamp_suffixed_experiment_dirs_merge_into_one_submission(tmp_path):

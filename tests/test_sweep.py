@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -36,9 +37,10 @@ from algoperf.errors import UserError
 from algoperf.logs import events as ev
 from algoperf.run_command import config_from_options
 from algoperf.run_command import run as run_command
+from algoperf.submission import JOB_ENVIRONMENT
 from algoperf.sweep import ExecOptions, job_config, launch, load_plan, make_plan, write_plan
 from algoperf.sweep.execute import job_statuses
-from algoperf.sweep.launch import docker_available, job_command, run_arguments
+from algoperf.sweep.launch import default_algoperf, docker_available, job_command, run_arguments
 from algoperf.sweep.plan import PLAN_FILE, to_json
 from algoperf.sweep.slurm import SlurmOptions, array_spec, sbatch_options
 from algoperf.workloads import registry
@@ -329,3 +331,22 @@ def test_without_checkpoints_an_interrupted_job_starts_its_trial_again(tmp_path)
     assert [r["type"] for r in records].count(ev.RUN_START) == 2
     assert records[-1]["type"] == ev.RUN_END and records[-1]["data"]["global_step"] == MAX_STEPS
     check_grid(plan, expect_score=False)
+
+
+def test_jobs_start_python_in_safe_path_mode_so_the_current_folder_shadows_nothing(tmp_path):
+    """A folder named like a package in the job's working folder (a checkout's `datasets/`
+    beside Hugging Face's `datasets`) is never imported in its place: here a fake numpy."""
+    (tmp_path / "numpy").mkdir()
+    (tmp_path / "numpy" / "__init__.py").write_text("raise ImportError('shadowed numpy')\n")
+    probe = ["-c", "import numpy, sys; print(numpy.__file__)"]
+    plain = subprocess.run([sys.executable, *probe], cwd=tmp_path, capture_output=True, text=True)
+    assert "shadowed numpy" in plain.stderr  # the hazard is real
+    python = default_algoperf()[:-2]  # the interpreter and its flags, without -m algoperf
+    for env in ({**os.environ}, {**os.environ, **JOB_ENVIRONMENT}):
+        safe = subprocess.run([*python, *probe], cwd=tmp_path, capture_output=True, text=True,
+                              env=env)
+        assert safe.returncode == 0, safe.stderr
+        assert str(tmp_path) not in safe.stdout
+    bare = subprocess.run([sys.executable, *probe], cwd=tmp_path, capture_output=True,
+                          text=True, env={**os.environ, **JOB_ENVIRONMENT})
+    assert bare.returncode == 0, bare.stderr  # the environment alone protects slurm and containers

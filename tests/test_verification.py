@@ -484,7 +484,9 @@ def test_verify_command_exit_codes_and_one_line_errors(signed_run, keys, tmp_pat
 
     done = algoperf("verify", str(signed_run), "--pubkey", str(keys[1]))
     assert done.returncode == 2, done.stderr
-    assert (tmp_path / "verification" / "certificate.intoto.json").is_file()
+    beside = signed_run.parent / (signed_run.name + ".verification")  # beside the logs
+    assert (beside / "certificate.intoto.json").is_file()
+    assert not (tmp_path / "verification").exists()  # nothing in the current folder
     missing = algoperf("verify", str(tmp_path / "nowhere"))
     assert missing.returncode == 2
     assert missing.stderr.startswith("error: ") and len(missing.stderr.splitlines()) == 1
@@ -493,6 +495,9 @@ def test_verify_command_exit_codes_and_one_line_errors(signed_run, keys, tmp_pat
     done = algoperf("verify", str(signed_run), "--pubkey", str(bad_key))
     assert done.stderr.strip() == (f"error: public key {bad_key} is not a PEM public key; pass "
                                    "the .pub file written by `algoperf keys generate`")
+    unencrypted = algoperf("keys", "generate")
+    assert unencrypted.returncode == 2 and "refusing to write an unencrypted" in unencrypted.stderr
+    assert not list(tmp_path.glob("organizer.*"))
     generated = algoperf("keys", "generate", "--out", "k")
     assert generated.returncode == 0 and (tmp_path / "k" / "organizer.pub").is_file()
     assert os.stat(tmp_path / "k" / "organizer.key").st_mode & 0o077 == 0

@@ -58,9 +58,10 @@ def known_lockfile_hashes(containers_dir: Path | None) -> frozenset[str] | None:
                    "must match them; also the data for --reexecute (default: the run's).")
 @click.option("--reexecute-rtol", default=1e-4, show_default=True, type=float)
 @click.option("--reexecute-atol", default=1e-6, show_default=True, type=float)
-@click.option("--out", "out_dir", default="verification", show_default=True,
+@click.option("--out", "out_dir", default=None,
               type=click.Path(file_okay=False, path_type=Path),
-              help="Where the certificate and report go.")
+              help="Where the certificate and report go [default: PATH.verification beside "
+                   "PATH].")
 @click.option("--sign-key", type=click.Path(path_type=Path),
               help="Also sign the certificate with this private key.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
@@ -71,7 +72,7 @@ def verify_command(ctx: click.Context, path: Path, pubkeys: tuple[Path, ...],
                    submission: Path | None, containers_dir: Path | None,
                    witness_tolerance: float, witness_rel_tolerance: float,
                    reexecute_steps: int | None, data_dir: Path | None, reexecute_rtol: float,
-                   reexecute_atol: float, out_dir: Path, sign_key: Path | None,
+                   reexecute_atol: float, out_dir: Path | None, sign_key: Path | None,
                    jobs: int | None) -> None:
     """Verify the logs under PATH (a trial, study, submission or leaderboard tree) and write
     a certificate. Exit status: 0 verified, 1 failed, 2 not certifiable (legacy logs,
@@ -99,6 +100,10 @@ def verify_command(ctx: click.Context, path: Path, pubkeys: tuple[Path, ...],
         reexecute = reexecution(Settings(reexecute_steps, submission, data_dir,
                                          reexecute_rtol, reexecute_atol))
     result = verify(path, options, rules=rules, claims=claims, jobs=jobs, reexecute=reexecute)
+    if out_dir is None:
+        from algoperf.scoring.discover import verification_dir
+
+        out_dir = verification_dir(path)
     written = certificate.write_outputs(result, out_dir, key, extra={
         "claims": str(claimed) if claimed else None, "reexecute_steps": reexecute_steps})
     click.echo(certificate.report(result), nl=False)
@@ -130,18 +135,27 @@ def keys_group() -> None:
 
 
 @keys_group.command("generate")
-@click.option("--out", "out_dir", default=".", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", default=None,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the key files [default: the current folder, only when "
+                   "ALGOPERF_KEY_PASSPHRASE encrypts the private key].")
 @click.option("--name", default="organizer", show_default=True,
               help="Files are <name>.key (private, mode 0600) and <name>.pub.")
 @click.option("--force", is_flag=True, help="Replace existing key files.")
-def generate_command(out_dir: Path, name: str, force: bool) -> None:
+def generate_command(out_dir: Path | None, name: str, force: bool) -> None:
     """Make an Ed25519 key pair. With ALGOPERF_KEY_PASSPHRASE set, the private key is
     encrypted with it."""
     from algoperf.verification.keys import PASSPHRASE_ENV, generate_keypair, load_public_key
     from algoperf.verification.keys import key_id as make_key_id
 
     passphrase = os.environ.get(PASSPHRASE_ENV)
+    if out_dir is None and not passphrase:
+        from algoperf.errors import UserError
+
+        raise UserError("refusing to write an unencrypted private key into the current folder; "
+                        f"pass --out DIR for the key files, or set {PASSPHRASE_ENV} to "
+                        "encrypt it")
+    out_dir = Path(".") if out_dir is None else out_dir
     private, public = generate_keypair(out_dir, name, passphrase.encode() if passphrase
                                        else None, force)
     click.echo(f"private key: {private} (keep it on the organizer's host; never mount it "

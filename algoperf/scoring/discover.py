@@ -32,6 +32,7 @@ from algoperf.workloads import registry
 TIMESTAMP_SUFFIX = re.compile(r"-\d{4}(-\d{2}){5}$")
 WORKLOAD_DIR = re.compile(r"^(.+)_(jax|pytorch)$")
 TRIAL_DIR = re.compile(r"^trial_(\d+)")  # AlgoPerf matches the prefix only
+VERIFICATION_SUFFIX = ".verification"  # `verification_dir`: verify's output, never logs
 MARKERS = (EVENTS_FILENAME, CSV_FILENAME, "flags_0.json")
 TRIAL, STUDY_OR_BELOW, SUBMISSION, LEADERBOARD, TREE = (
     "trial", "study", "submission", "leaderboard", "tree")
@@ -72,10 +73,18 @@ def strip_timestamp(name: str) -> str:
     return TIMESTAMP_SUFFIX.sub("", name)
 
 
+def verification_dir(path: Path) -> Path:
+    """Where `algoperf verify PATH` writes by default: ``<PATH>.verification`` beside the logs,
+    a folder the discovery here passes over, so the logs' tree reads as before."""
+    path = Path(path).expanduser().resolve()
+    return path.parent / (path.name + VERIFICATION_SUFFIX)
+
+
 def _subdirs(path: Path) -> list[Path]:
     try:
         with os.scandir(path) as entries:
-            return sorted(Path(e.path) for e in entries if e.is_dir())
+            return sorted(Path(e.path) for e in entries
+                          if e.is_dir() and not e.name.endswith(VERIFICATION_SUFFIX))
     except OSError:
         return []
 

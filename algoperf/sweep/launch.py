@@ -75,8 +75,9 @@ def check_runtime(runtime: str) -> None:
 
 
 def default_algoperf() -> list[str]:
-    """How jobs call algoperf by default: this interpreter, so they use this installation."""
-    return [sys.executable, "-m", "algoperf"]
+    """How jobs call algoperf by default: this interpreter, so they use this installation, in
+    safe-path mode (``-P``: see `algoperf.submission.JOB_ENVIRONMENT`)."""
+    return [sys.executable, "-P", "-m", "algoperf"]
 
 
 def job_command(config: RunConfig, runtime: str, algoperf: list[str] | None = None,

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from algoperf.submission import JOB_ENVIRONMENT
 from algoperf.sweep import records
 from algoperf.sweep.launch import log_path
 from algoperf.sweep.plan import Job, Plan
@@ -37,7 +38,8 @@ def _start(plan: Plan, job: Job, command: list[str]) -> subprocess.Popen:
                   f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n=== {' '.join(command)}\n".encode())
         out.flush()
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+                                   stderr=subprocess.STDOUT, start_new_session=True,
+                                   env={**os.environ, **JOB_ENVIRONMENT})
     records.append_record(records.attempts_path(plan.jobs_dir, job.label), {
         "event": "start", "t": time.time(), "host": socket.gethostname(), "pid": process.pid,
         "executor": "local"})

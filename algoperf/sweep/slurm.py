@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from algoperf.errors import UserError
+from algoperf.submission import JOB_ENVIRONMENT
 from algoperf.sweep.plan import Job, Plan
 
 COMMAND_TIMEOUT_SEC = 60
@@ -167,9 +168,11 @@ def batch_script(plan: Plan, commands: Sequence[tuple[Job, list[str]]]) -> str:
     attempts = shlex.quote(str(plan.jobs_dir / "attempts"))
     cases = "\n".join(f"  {job.index}) label={job.label}; command=({shlex.join(cmd)}) ;;"
                       for job, cmd in commands)
+    env = "\n".join(f"export {k}={shlex.quote(v)}" for k, v in JOB_ENVIRONMENT.items())
     return f"""#!/bin/bash
 # algoperf sweep of {plan.directory} (plan {plan.plan_id[:12]}): array task id = job index.
 set -u
+{env}
 case "$SLURM_ARRAY_TASK_ID" in
 {cases}
   *) echo "algoperf sweep: no job $SLURM_ARRAY_TASK_ID in this script" >&2; exit 2 ;;
