@@ -1,83 +1,18 @@
-"""`algoperf run`: train a submission on a workload (`algoperf workloads` lives in
-``algoperf.workloads.command``)."""
+"""`algoperf run`: train a submission on a workload (its options: ``algoperf.run_options``;
+`algoperf workloads` lives in ``algoperf.workloads.command``)."""
 
 from __future__ import annotations
 
 import math
 import sys
-from pathlib import Path
 
 import click
 from rich.table import Table
 
 from algoperf import terminal
 from algoperf.logs import quality
+from algoperf.run_options import config_from_options, run_options
 from algoperf.workloads import registry
-
-RUN_OPTIONS = [
-    click.option("--submission", "submission_path", required=True,
-                 type=click.Path(path_type=Path),
-                 help="Submission .py file (or its folder, holding submission_<framework>.py)."),
-    click.option("--submission-root", default=None,
-                 type=click.Path(path_type=Path),
-                 help="Repository root put on sys.path, so the submission imports its modules "
-                      "by repository path (submissions.<ruleset>.<name>.helper); default: the "
-                      "current directory when it holds the submission."),
-    click.option("--workload", required=True, help="Workload name, e.g. digits or mnist."),
-    click.option("--framework", required=True, type=click.Choice(registry.FRAMEWORKS)),
-    click.option("--experiment-dir", required=True, type=click.Path(path_type=Path),
-                 help="Root folder of the outputs."),
-    click.option("--experiment-name", default=None,
-                 help="Subfolder of the outputs; default: the submission folder's name."),
-    click.option("--data-dir", default="~/data", show_default=True,
-                 type=click.Path(path_type=Path)),
-    click.option("--imagenet-v2-data-dir", default=None, type=click.Path(path_type=Path)),
-    click.option("--tuning-ruleset", "ruleset", default="external", show_default=True,
-                 type=click.Choice(["external", "self"])),
-    click.option("--tuning-search-space", default=None, type=click.Path(path_type=Path),
-                 help="JSON search space (external ruleset)."),
-    click.option("--rules", default=registry.DEFAULT_RULES, show_default=True,
-                 type=click.Choice(sorted(registry.RULES)),
-                 help="Rules version: budgets, studies, trials, self-tuning factor."),
-    click.option("--num-studies", default=1, show_default=True, type=int),
-    click.option("--study", default=None, type=int, help="Run only this study index."),
-    click.option("--num-tuning-trials", default=None, type=int,
-                 help="Trials per study; default: the rules version's."),
-    click.option("--hparam-start-index", default=None, type=int),
-    click.option("--hparam-end-index", default=None, type=int),
-    click.option("--seed", default=None, type=int,
-                 help="Master seed; per-trial seeds derive from it. Random if unset."),
-    click.option("--max-global-steps", default=None, type=int),
-    click.option("--resume", is_flag=True, help="Continue an interrupted run."),
-    click.option("--overwrite", is_flag=True, help="Delete an existing run first."),
-    click.option("--save-checkpoints/--no-save-checkpoints", default=True, show_default=True),
-    click.option("--save-intermediate-checkpoints", is_flag=True,
-                 help="Keep every checkpoint, not only the latest."),
-    click.option("--reference", default=None, metavar="PROFILE",
-                 help="Refuse to start unless this machine matches the reference hardware "
-                      "profile (see algoperf fingerprint --profiles)."),
-    click.option("--allow-nonreference", is_flag=True,
-                 help="With --reference: run on other hardware anyway, marked non-certifiable."),
-]
-
-
-def run_options(fn):
-    """The options of `algoperf run`, shared with `algoperf docker run`."""
-    for option in reversed(RUN_OPTIONS):
-        fn = option(fn)
-    return fn
-
-
-def config_from_options(debug: bool = False, **options):
-    """The RunConfig of `algoperf run`'s options; the experiment name defaults to the
-    submission's folder name (the folder itself when a folder is given)."""
-    from algoperf.runner import RunConfig
-
-    submission = Path(options["submission_path"]).resolve()
-    default_name = submission.name if submission.is_dir() else submission.parent.name
-    name = options.pop("experiment_name") or default_name
-    return RunConfig(experiment_name=name, debug=debug,
-                     data_dir=Path(options.pop("data_dir")).expanduser(), **options)
 
 
 def summary_table(results, info: registry.WorkloadInfo) -> Table:

@@ -683,39 +683,6 @@ def _finished(trial_dir: Path) -> dict[str, Any] | None:
     return end
 
 
-def trial_seed(master_seed: int, workload: str, study: int, trial: int) -> int:
-    """The seed of one trial, derived from the run's master seed (never shared, never
-    Python's salted hash())."""
-    return tuning.derive_seed(master_seed, "study", study, "workload", workload, "trial", trial)
-
-
-def plan_trials(config: RunConfig, seed: int) -> dict[int, list[tuple[int, Any]]]:
-    """study -> [(trial number, hyperparameters)] for the studies and trials this run does."""
-    rules = registry.get_rules(config.rules)
-    studies = [config.study] if config.study is not None else list(range(config.num_studies))
-    if config.ruleset == "self":
-        return {k: [(1, None)] for k in studies}
-    space = tuning.load_search_space(config.tuning_search_space)
-    num_trials = _num_trials(config)
-    # Drawn in blocks of the rules' studies x trials, so trial i of study k gets the same point
-    # however many studies and trials are asked for (--study k alone, 2 trials or 5), and never
-    # shares it with another trial.
-    assigned = tuning.assign_trials(space, max(studies) + 1, num_trials,
-                                    tuning.derive_seed(seed, "search", config.workload),
-                                    block=(rules.num_studies, rules.num_trials))
-    lo = config.hparam_start_index or 0
-    hi = config.hparam_end_index if config.hparam_end_index is not None else num_trials
-    return {k: [(i + 1, assigned[k][i]) for i in range(lo, min(hi, len(assigned[k])))]
-            for k in studies}
-
-
-def _num_trials(config: RunConfig) -> int:
-    """Trials per study: --num-tuning-trials, else the rules version's (external tuning)."""
-    if config.num_tuning_trials is not None:
-        return config.num_tuning_trials
-    return registry.get_rules(config.rules).num_trials
-
-
 def validate(config: RunConfig) -> None:
     """Checks the run's inputs before anything is written (one UserError line each)."""
     registry.get_workload(config.workload)
@@ -752,7 +719,7 @@ def _check_trial_slice(config: RunConfig) -> None:
     """--hparam-start-index/--hparam-end-index (AlgoPerf's 0-based slice, end excluded) must
     select at least one of the study's trials."""
     start, end = config.hparam_start_index or 0, config.hparam_end_index
-    num_trials = _num_trials(config)
+    num_trials = tuning.num_trials(config)
     if end is not None and start >= end:
         raise UserError(f"--hparam-start-index {start} is not before --hparam-end-index {end}: "
                         "no trial to run; the slice is 0-based with the end excluded (trial "
@@ -905,7 +872,7 @@ def _holds_files(folder: Path) -> bool:
 
 def trial_dirs(config: RunConfig) -> list[Path]:
     """The trial folders a run of ``config`` writes (its studies' planned trials)."""
-    planned = plan_trials(config, config.seed if config.seed is not None else 0)
+    planned = tuning.plan_trials(config, config.seed if config.seed is not None else 0)
     return [workload_dir(config, k) / f"trial_{i}" for k, trials in sorted(planned.items())
             for i, _ in trials]
 
@@ -913,7 +880,7 @@ def trial_dirs(config: RunConfig) -> list[Path]:
 def prepare_dirs(config: RunConfig) -> None:
     """`run`'s check of the run's workload folders, emptying them with --overwrite, for a
     caller that lays the folders out before the run (`algoperf docker run`)."""
-    _prepare_dirs(config, sorted(plan_trials(config, config.seed if config.seed is not None
+    _prepare_dirs(config, sorted(tuning.plan_trials(config, config.seed if config.seed is not None
                                              else 0)))
 
 
@@ -940,7 +907,7 @@ def run(config: RunConfig, observer: Observer | None = None,
         lambda: int.from_bytes(os.urandom(4), "little") % (2**31 - 1))
     config = dataclasses.replace(config, seed=seed, experiment_dir=config.experiment_dir.resolve())
     _check_list_has_trials(config)
-    plan = plan_trials(config, seed)
+    plan = tuning.plan_trials(config, seed)
     if workload_factory is None:
         workload_factory = functools.partial(registry.import_workload, config.workload,
                                              config.framework)
@@ -979,7 +946,7 @@ def run(config: RunConfig, observer: Observer | None = None,
             t = _Trial(config=config, submission=submission, workload=workload, info=info,
                        study=study, trial=trial_number, num_trials=len(trials),
                        trial_dir=trial_dir, hyperparameters=hyperparameters,
-                       seed=trial_seed(seed, config.workload, study, trial_number),
+                       seed=tuning.trial_seed(seed, config.workload, study, trial_number),
                        budget=budget, batch_size=bs, eval_batch_size=eval_bs, hardware=machine,
                        ranks=ranks, devices=devices, search_space_sha256=space_sha256)
             observer.trial_started(study, trial_number, len(trials), hyperparameters)

@@ -31,7 +31,7 @@ import math
 import operator
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -457,3 +457,59 @@ __all__ = [
     "parse_search_space",
     "scrambled_van_der_corput",
 ]
+
+
+# --- trial planning -------------------------------------------------------------------------------
+
+
+class TrialSelection(Protocol):
+    """The part of a run's configuration that says which trials it does (a RunConfig)."""
+
+    rules: str
+    ruleset: str
+    workload: str
+    tuning_search_space: Path | None
+    num_studies: int
+    study: int | None
+    num_tuning_trials: int | None
+    hparam_start_index: int | None
+    hparam_end_index: int | None
+
+
+def trial_seed(master_seed: int, workload: str, study: int, trial: int) -> int:
+    """The seed of one trial, derived from the run's master seed (never shared, never
+    Python's salted hash())."""
+    return derive_seed(master_seed, "study", study, "workload", workload, "trial", trial)
+
+
+def num_trials(selection: TrialSelection) -> int:
+    """Trials per study: --num-tuning-trials, else the rules version's (external tuning)."""
+    if selection.num_tuning_trials is not None:
+        return selection.num_tuning_trials
+    from algoperf.workloads import registry
+
+    return registry.get_rules(selection.rules).num_trials
+
+
+def plan_trials(selection: TrialSelection, seed: int) -> dict[int, list[tuple[int, Any]]]:
+    """study -> [(trial number, hyperparameters)] for the studies and trials a run does; the
+    runner and the sweep's planner both take their trials from here."""
+    from algoperf.workloads import registry
+
+    rules = registry.get_rules(selection.rules)
+    studies = ([selection.study] if selection.study is not None
+               else list(range(selection.num_studies)))
+    if selection.ruleset == "self":
+        return {k: [(1, None)] for k in studies}
+    space = load_search_space(selection.tuning_search_space)
+    per_study = num_trials(selection)
+    # Drawn in blocks of the rules' studies x trials, so trial i of study k gets the same point
+    # however many studies and trials are asked for (--study k alone, 2 trials or 5), and never
+    # shares it with another trial.
+    assigned = assign_trials(space, max(studies) + 1, per_study,
+                             derive_seed(seed, "search", selection.workload),
+                             block=(rules.num_studies, rules.num_trials))
+    lo = selection.hparam_start_index or 0
+    hi = selection.hparam_end_index if selection.hparam_end_index is not None else per_study
+    return {k: [(i + 1, assigned[k][i]) for i in range(lo, min(hi, len(assigned[k])))]
+            for k in studies}

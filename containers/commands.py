@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from algoperf.run_command import run_options
+from algoperf.run_options import run_options
 
 FIND_LINKS = click.option(
     "--find-links", multiple=True, metavar="DIR-OR-URL",

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import click
 import docker
 from docker.models.containers import Container
 from docker.models.images import Image
@@ -30,6 +29,7 @@ from algoperf import hardware, runner
 from algoperf.containers import build, engine, verify
 from algoperf.containers.sandbox import BindMount, Sandbox, container_settings
 from algoperf.errors import UserError
+from algoperf.run_options import to_arguments
 from algoperf.submission import JOB_ENVIRONMENT, submission_root
 
 DATA = "/data"
@@ -67,7 +67,7 @@ class ContainerPlan:
 
 def plan_run(run_options: dict[str, Any], debug: bool):
     """The run as `algoperf run` would see it on the host, checked before anything starts."""
-    from algoperf.run_command import config_from_options
+    from algoperf.run_options import config_from_options
     from algoperf.runner import check_resume, validate
 
     config = config_from_options(debug=debug, **dict(run_options))
@@ -142,28 +142,8 @@ def plan_container(config, run_options: dict[str, Any], data_dir_given: bool) ->
     inside["experiment_dir"] = EXPERIMENTS
     inside["experiment_name"] = config.experiment_name
     host_config = dataclasses.replace(config, experiment_dir=run_dir.parent)
-    return ContainerPlan(tuple(mounts), tuple(run_arguments({**run_options, **inside})),
+    return ContainerPlan(tuple(mounts), tuple(to_arguments({**run_options, **inside})),
                          run_dir, tuple(runner.trial_dirs(host_config)), host_config)
-
-
-def run_arguments(values: dict[str, Any]) -> list[str]:
-    """`algoperf run`'s command line for ``values`` (its options by parameter name), built
-    from the command's own option declarations, so a new run option passes through."""
-    from algoperf.run_command import run as run_command
-
-    args = []
-    for param in run_command.params:
-        if not isinstance(param, click.Option) or param.name not in values:
-            continue
-        value = values[param.name]
-        if param.is_flag and param.secondary_opts:
-            args.append(param.opts[0] if value else param.secondary_opts[0])
-        elif param.is_flag:
-            if value:
-                args.append(param.opts[0])
-        elif value is not None:
-            args += [param.opts[0], str(value)]
-    return args
 
 
 def sandbox_user(image: Image) -> tuple[int, int]:

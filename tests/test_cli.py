@@ -134,7 +134,7 @@ def test_existing_experiment_is_refused_then_resumed(tmp_path):
 
 
 def test_experiment_name_defaults_to_the_submission_folder_and_can_be_set(tmp_path):
-    from algoperf.run_command import config_from_options
+    from algoperf.run_options import config_from_options
 
     def config(**extra):
         options = dict(submission_path=BASELINE, workload="digits", framework="pytorch",

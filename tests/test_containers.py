@@ -16,8 +16,8 @@ from algoperf.containers import lockfiles, variants, verify
 from algoperf.containers.docker_run import plan_container
 from algoperf.containers.sandbox import BindMount, Sandbox, container_settings
 from algoperf.errors import UserError
-from algoperf.run_command import config_from_options
 from algoperf.run_command import run as run_command
+from algoperf.run_options import config_from_options
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBMISSION = ROOT / "submissions" / "nadamw"

@@ -16,7 +16,7 @@ import pytest
 
 from algoperf.logs.events import read_events, verify_chain
 from algoperf.logs.measurements import read_measurements
-from algoperf.runner import trial_seed
+from algoperf.tuning import trial_seed
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = 400

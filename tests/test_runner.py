@@ -12,7 +12,8 @@ import pytest
 from algoperf.errors import UserError
 from algoperf.logs.events import read_events, verify_chain
 from algoperf.logs.measurements import read_measurements
-from algoperf.runner import RunConfig, plan_trials, run
+from algoperf.runner import RunConfig, run
+from algoperf.tuning import plan_trials
 from algoperf.workloads import registry
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -135,8 +135,8 @@ def test_docker_run_mounts_only_the_submission_folder_at_its_repository_path(tmp
                                                                              monkeypatch):
     from algoperf.containers.docker_run import plan_container
     from algoperf.containers.sandbox import BindMount
-    from algoperf.run_command import config_from_options
     from algoperf.run_command import run as run_command
+    from algoperf.run_options import config_from_options
 
     root = repository(tmp_path)
     monkeypatch.chdir(root)

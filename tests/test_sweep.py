@@ -35,12 +35,12 @@ from sweep_grid import (
 from algoperf import __version__
 from algoperf.errors import UserError
 from algoperf.logs import events as ev
-from algoperf.run_command import config_from_options
 from algoperf.run_command import run as run_command
+from algoperf.run_options import config_from_options, to_arguments
 from algoperf.submission import JOB_ENVIRONMENT
 from algoperf.sweep import ExecOptions, job_config, launch, load_plan, make_plan, write_plan
 from algoperf.sweep.execute import job_statuses
-from algoperf.sweep.launch import default_algoperf, docker_available, job_command, run_arguments
+from algoperf.sweep.launch import default_algoperf, docker_available, job_command
 from algoperf.sweep.plan import PLAN_FILE, to_json
 from algoperf.sweep.slurm import SlurmOptions, array_spec, sbatch_options
 from algoperf.workloads import registry
@@ -90,7 +90,7 @@ def test_plan_lists_the_hyperparameters_and_seeds_of_each_trial(tmp_path):
 
 
 def test_a_plan_of_fewer_trials_lists_the_first_trials_of_a_larger_one(tmp_path):
-    from algoperf.runner import plan_trials
+    from algoperf.tuning import plan_trials
 
     def cells(plan):
         return {(j.study, j.trial): (j.seed, j.hyperparameters) for j in plan.jobs}
@@ -128,7 +128,7 @@ def test_job_command_parses_back_to_the_job_config(tmp_path):
                            workloads=("digits", "mnist"), num_studies=2)):
         for job in plan.jobs:
             config = job_config(plan, job)
-            context = run_command.make_context("run", run_arguments(config))
+            context = run_command.make_context("run", to_arguments(config))
             # The default data dir is ~/data where the job runs, expanded there.
             expected = dataclasses.replace(config, data_dir=config.data_dir.expanduser())
             assert config_from_options(**context.params) == expected

@@ -1,66 +1,32 @@
 """How a job is launched: the command line of its `algoperf run` or `algoperf docker run`.
 
-The arguments are written from the job's RunConfig through the option list `algoperf run`
-itself declares (``run_command.RUN_OPTIONS``), so an option added there reaches sweep jobs
-without a change here, and parsing the arguments back gives the same RunConfig.
+The arguments are written from the job's RunConfig by ``algoperf.run_options.to_arguments``,
+the one owner of the run's options, so an option added there reaches sweep jobs without a
+change here, and parsing the arguments back gives the same RunConfig.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import shlex
 import sys
 from pathlib import Path
 
-import click
-
 from algoperf.errors import UserError
+from algoperf.run_options import to_arguments
 from algoperf.runner import RunConfig
 
 RUNTIMES = ("docker", "host")
 DEFAULT_RUNTIME = "docker"
 
 
-def _run_params() -> list[click.Option]:
-    from algoperf.run_command import run_options
-
-    # click stores decorator-declared options last-first; reversed gives the declared order.
-    return list(reversed(run_options(lambda: None).__click_params__))
-
-
-def run_arguments(config: RunConfig) -> list[str]:
-    """The arguments of `algoperf run` (and `algoperf docker run`) that give ``config``.
-
-    Options at their default are left out: the plan pins the algoperf version, so defaults
-    cannot drift, and `algoperf docker run` takes an explicit --data-dir as a promise that
-    the directory exists (digits needs none).
-    """
-    values = dataclasses.asdict(config)
-    args: list[str] = []
-    for param in _run_params():
-        if param.name not in values:
-            continue
-        value = values[param.name]
-        if value is not None and str(value) == str(param.default):
-            continue
-        if param.is_flag:
-            if value:
-                args.append(param.opts[0])
-            elif param.secondary_opts:
-                args.append(param.secondary_opts[0])
-        elif value is not None:
-            args += [param.opts[0], str(value)]
-    return args
-
-
 def docker_available() -> bool:
     """True when this installation has `algoperf docker run` (the algoperf.containers package
     and its command)."""
-    from algoperf.cli import _LazyGroup
-
-    return ("docker" in _LazyGroup.COMMANDS
-            and importlib.util.find_spec("algoperf.containers") is not None)
+    try:
+        return importlib.util.find_spec("algoperf.containers.commands") is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def check_runtime(runtime: str) -> None:
@@ -89,7 +55,7 @@ def job_command(config: RunConfig, runtime: str, algoperf: list[str] | None = No
     except ValueError as e:
         raise UserError(f"--job-args {extra!r} cannot be split into words ({e}); fix its "
                         "quoting") from None
-    return [*(algoperf or default_algoperf()), *verb, *run_arguments(config), *extra_args]
+    return [*(algoperf or default_algoperf()), *verb, *to_arguments(config), *extra_args]
 
 
 def parse_algoperf(text: str | None) -> list[str] | None:

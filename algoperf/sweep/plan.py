@@ -2,7 +2,7 @@
 
 A job is one `algoperf run` restricted to one study and one trial (self-tuning: one study).
 Its :class:`~algoperf.runner.RunConfig` is built once, by :func:`job_config`; the plan draws the
-job's hyperparameters from that config with :func:`algoperf.runner.plan_trials` and the job's
+job's hyperparameters from that config with :func:`algoperf.tuning.plan_trials` and the job's
 command line is written from the same config (:mod:`algoperf.sweep.launch`), so what the plan
 lists is what the job trains with.
 
@@ -229,14 +229,14 @@ def _jobs(plan: Plan) -> list[Job]:
                 draft = Job(len(jobs), workload, study, trial, 0, None)
                 config = job_config(plan, draft)
                 runner.validate(config)
-                drawn = runner.plan_trials(config, plan.seed)[study]
+                drawn = tuning.plan_trials(config, plan.seed)[study]
                 if len(drawn) != 1:
                     raise UserError(f"the search space {plan.search_space} lists fewer than "
                                     f"{plan.num_trials} configurations; pass --trials "
                                     f"{trial - 1} or add configurations")
                 ((_, hp),) = drawn
                 jobs.append(dataclasses.replace(
-                    draft, seed=runner.trial_seed(plan.seed, workload, study, trial),
+                    draft, seed=tuning.trial_seed(plan.seed, workload, study, trial),
                     hyperparameters=hp._asdict() if hp is not None else None))
     return jobs
 
