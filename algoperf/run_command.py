@@ -74,6 +74,21 @@ def hardware_lines(results) -> list[str]:
     return lines
 
 
+def drawn_seed_line(results) -> str | None:
+    """The master seed the runner drew at random (recorded in run_start), so the run can be
+    repeated; None when no trial recorded one."""
+    from algoperf.logs.events import RUN_START, read_events
+
+    for r in results:
+        path = r.trial_dir / "events.jsonl"
+        if path.exists():
+            for e in read_events(path):
+                if e["type"] == RUN_START and e["data"].get("master_seed") is not None:
+                    seed = e["data"]["master_seed"]
+                    return f"seed {seed} drawn at random (--seed {seed} repeats this run)"
+    return None
+
+
 @click.command()
 @run_options
 @click.pass_context
@@ -96,6 +111,8 @@ def run(ctx: click.Context, **options) -> None:
     console.print(summary_table(results, registry.get_workload(config.workload)))
     for line in hardware_lines(results) + contention_lines(results):
         console.print(line, markup=False, highlight=False, soft_wrap=True)  # one line each
+    if options.get("seed") is None and not config.resume and (line := drawn_seed_line(results)):
+        console.print(line, highlight=False)
     console.print(f"logs: {config.experiment_dir / config.experiment_name}")
     failed = [r for r in results if r.status != "completed"]
     if failed:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from algoperf.logs.events import read_events
+
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = ROOT / "submissions" / "nadamw_self_tuning"
 
@@ -71,6 +73,20 @@ def test_a_run_prints_its_summary_and_exits_zero(tmp_path):
     assert "time to validation target" in done.stdout
     assert (tmp_path / "exp" / "nadamw_self_tuning" / "study_0" / "digits_pytorch" / "trial_1"
             / "events.jsonl").exists()
+
+
+def test_a_run_without_a_seed_prints_the_one_it_drew(tmp_path):
+    args = run_args(tmp_path, "--max-global-steps", "2")
+    del args[args.index("--seed"):args.index("--seed") + 2]
+    done = algoperf(*args)
+    assert done.returncode == 0, done.stderr
+    start = next(e for e in read_events(tmp_path / "exp" / "nadamw_self_tuning" / "study_0"
+                                         / "digits_pytorch" / "trial_1" / "events.jsonl")
+                 if e["type"] == "run_start")
+    seed = start["data"]["master_seed"]
+    assert f"seed {seed} drawn at random (--seed {seed} repeats this run)" in done.stdout
+    assert "drawn at random" not in algoperf(*run_args(tmp_path / "b", "--max-global-steps",
+                                                       "2")).stdout
 
 
 def test_a_failed_trial_exits_one_naming_the_failure(tmp_path):

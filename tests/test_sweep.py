@@ -65,8 +65,8 @@ def test_plan_is_the_same_in_another_process_and_directory(tmp_path):
     here = small_plan(tmp_path / "a" / "nadamw")
     assert write_plan(here)
     done = algoperf("sweep", "plan", "--submission", str(NADAMW.parent), "--framework",
-                    "pytorch", "--workloads", "digits", "--studies", "2", "--trials", "3", "--out",
-                    str(tmp_path / "b" / "nadamw"))
+                    "pytorch", "--workloads", "digits", "--num-studies", "2", "--trials", "3",
+                    "--seed", "0", "--out", str(tmp_path / "b" / "nadamw"))
     assert done.returncode == 0, done.stderr
     there = load_plan(tmp_path / "b" / "nadamw")
     assert there.plan_id == here.plan_id
@@ -350,3 +350,39 @@ def test_jobs_start_python_in_safe_path_mode_so_the_current_folder_shadows_nothi
     bare = subprocess.run([sys.executable, *probe], cwd=tmp_path, capture_output=True,
                           text=True, env={**os.environ, **JOB_ENVIRONMENT})
     assert bare.returncode == 0, bare.stderr  # the environment alone protects slurm and containers
+
+
+def test_plan_options_have_the_names_of_run_and_the_old_spellings_still_work(tmp_path):
+    new = algoperf("sweep", "plan", "--submission", str(NADAMW), "--tuning-search-space",
+                   str(SPACE), "--tuning-ruleset", "external", "--workloads", "digits",
+                   "--num-studies", "1", "--num-tuning-trials", "2", "--seed", "4",
+                   "--no-save-checkpoints", "--out", str(tmp_path / "new" / "nadamw"))
+    old = algoperf("sweep", "plan", "--submission", str(NADAMW), "--search-space", str(SPACE),
+                   "--ruleset", "external", "--workloads", "digits", "--studies", "1",
+                   "--trials", "2", "--seed", "4", "--no-checkpoints",
+                   "--out", str(tmp_path / "old" / "nadamw"))
+    assert new.returncode == 0 and old.returncode == 0, new.stderr + old.stderr
+    assert (load_plan(tmp_path / "new" / "nadamw").jobs
+            == load_plan(tmp_path / "old" / "nadamw").jobs)
+
+
+def test_plan_without_a_seed_draws_one_and_prints_it(tmp_path):
+    done = algoperf("sweep", "plan", "--submission", str(NADAMW), "--workloads", "digits",
+                    "--num-studies", "1", "--trials", "1", "--out", str(tmp_path / "nadamw"))
+    assert done.returncode == 0, done.stderr
+    seed = load_plan(tmp_path / "nadamw").seed
+    assert f"seed {seed} drawn at random (--seed {seed} " in done.stdout
+
+
+def test_plan_defaults_to_the_implemented_workloads_of_the_rules_grid(tmp_path):
+    done = algoperf("sweep", "plan", "--submission", str(NADAMW), "--num-studies", "1",
+                    "--trials", "1", "--seed", "0", "--out", str(tmp_path / "nadamw"))
+    rules = registry.get_rules(registry.DEFAULT_RULES)
+    implemented = [w for w in (*rules.base_workloads, *rules.held_out_workloads)
+                   if registry.get_workload(w).implemented]
+    if implemented:
+        assert done.returncode == 0, done.stderr
+        assert list(load_plan(tmp_path / "nadamw").workloads) == implemented
+    else:
+        assert_one_line_error(done, "pass --workloads from those that are: ")
+        assert "digits" in done.stderr and not (tmp_path / "nadamw").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -42,46 +43,59 @@ def sweep() -> None:
 @click.option("--submission-root", type=click.Path(path_type=Path), default=None,
               help="Repository root every job puts on sys.path (imports by repository path); "
                    "default: the current directory when it holds the submission.")
-@click.option("--search-space", type=click.Path(path_type=Path), default=None,
+@click.option("--tuning-search-space", "--search-space", "search_space",
+              type=click.Path(path_type=Path), default=None,
               help="JSON search space (external tuning); default: the submission folder's "
                    "tuning_search_space.json.")
 @click.option("--framework", type=click.Choice(registry.FRAMEWORKS), default=None,
               help="Default: the one the submission file's name says.")
 @click.option("--rules", type=click.Choice(sorted(registry.RULES)),
-              default=registry.DEFAULT_RULES, show_default=True)
-@click.option("--ruleset", type=click.Choice(["external", "self"]), default="external",
-              show_default=True, help="Tuning ruleset.")
+              default=registry.DEFAULT_RULES, show_default=True,
+              help="Rules version: workloads, budgets, studies, trials.")
+@click.option("--tuning-ruleset", "--ruleset", "ruleset", type=click.Choice(["external", "self"]),
+              default="external", show_default=True,
+              help="External tuning (a search space, several trials) or self-tuning.")
 @click.option("--workloads", multiple=True,
-              help="Comma-separated workloads; default: the rules version's base workloads.")
-@click.option("--studies", "num_studies", type=int, default=None,
-              help="Default: the rules version's.")
-@click.option("--trials", "num_trials", type=int, default=None,
+              help="Comma-separated workloads; default: those of the rules version's grid "
+                   "(base and held-out) that this installation implements.")
+@click.option("--num-studies", "--studies", "num_studies", type=int, default=None,
+              help="Studies per workload; default: the rules version's.")
+@click.option("--num-tuning-trials", "--trials", "num_trials", type=int, default=None,
               help="Trials per study (external tuning); default: the rules version's.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Master seed; every trial's seed and the Halton order derive from it.")
+@click.option("--seed", type=int, default=None,
+              help="Master seed; every trial's seed and the Halton order derive from it. "
+                   "Random (and printed) if unset.")
 @click.option("--max-global-steps", type=int, default=None,
               help="Stop every trial after this many steps (for trial runs of the grid).")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="Prepared datasets; default: ~/data on the machine each job runs on.")
-@click.option("--checkpoints/--no-checkpoints", "save_checkpoints", default=True,
-              show_default=True,
+@click.option("--save-checkpoints/--no-save-checkpoints", "--checkpoints/--no-checkpoints",
+              "save_checkpoints", default=True, show_default=True,
               help="Without checkpoints an interrupted job starts its trial again from step 0.")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Sweep directory; its name is the submission's name on a leaderboard.")
 def plan_command(submission_path: Path, submission_root: Path | None,
                  search_space: Path | None, framework: str | None,
                  rules: str, ruleset: str, workloads: tuple[str, ...], num_studies: int | None,
-                 num_trials: int | None, seed: int, max_global_steps: int | None,
+                 num_trials: int | None, seed: int | None, max_global_steps: int | None,
                  data_dir: Path | None, save_checkpoints: bool, out: Path) -> None:
     """Plan every job of the grid, with its hyperparameters and seed, into OUT/plan.json."""
     names = tuple(w.strip() for text in workloads for w in text.split(",") if w.strip())
+    console = terminal.console()
+    if not names:
+        names = _implemented_grid(rules)
+    drawn = seed is None
+    if drawn:
+        seed = int.from_bytes(os.urandom(4), "little") % (2**31 - 1)
     plan = make_plan(out, submission_path, rules=rules, ruleset=ruleset, framework=framework,
                      search_space=search_space, workloads=names or None,
                      num_studies=num_studies, num_trials=num_trials, seed=seed,
                      max_global_steps=max_global_steps, save_checkpoints=save_checkpoints,
                      data_dir=data_dir, submission_root=submission_root)
     written = write_plan(plan)
-    console = terminal.console()
+    if drawn:
+        console.print(f"seed {seed} drawn at random (--seed {seed} plans this grid again)",
+                      highlight=False)
     console.print(f"{'planned' if written else 'unchanged (the same plan is already there)'}: "
                   f"{len(plan.jobs)} jobs = {len(plan.workloads)} workloads x "
                   f"{plan.num_studies} studies x {plan.num_trials} trials "
@@ -93,6 +107,19 @@ def plan_command(submission_path: Path, submission_root: Path | None,
                       "their jobs fail until they are", highlight=False)
     console.print(f"plan: {plan.directory / 'plan.json'}\nnext: algoperf sweep run "
                   f"{plan.directory}", highlight=False)
+
+
+def _implemented_grid(rules: str) -> tuple[str, ...]:
+    """The rules version's workloads (base, then held-out) that this installation implements;
+    a UserError listing the implemented ones when it implements none of them."""
+    r = registry.get_rules(rules)
+    grid = (*r.base_workloads, *r.held_out_workloads)
+    found = tuple(w for w in grid if registry.get_workload(w).implemented)
+    if not found:
+        here = ", ".join(registry.implemented())
+        raise UserError(f"none of the {rules} workloads is implemented in this installation; "
+                        f"pass --workloads from those that are: {here}")
+    return found
 
 
 # --- run / resume ---------------------------------------------------------------------------
