@@ -18,7 +18,6 @@ from __future__ import annotations
 import array
 import dataclasses
 import functools
-import hashlib
 import json
 import logging
 import math
@@ -44,6 +43,7 @@ from algoperf import (
 )
 from algoperf.errors import HarnessError, UserError
 from algoperf.hardware.contention import ContentionMeter
+from algoperf.hashing import file_sha256
 from algoperf.logs import events as ev
 from algoperf.logs import quality, trial_files
 from algoperf.logs.measurements import MetricLogger
@@ -748,7 +748,7 @@ def search_space_sha256(config: RunConfig) -> str | None:
     if config.ruleset != "external" or config.tuning_search_space is None:
         return None
     tuning.load_search_space(config.tuning_search_space)
-    return hashlib.sha256(Path(config.tuning_search_space).read_bytes()).hexdigest()
+    return file_sha256(config.tuning_search_space)
 
 
 # run_start key, the option that sets it, the RunConfig field: what --resume must repeat.

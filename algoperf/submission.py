@@ -22,6 +22,7 @@ from types import ModuleType
 
 from algoperf import spec
 from algoperf.errors import UserError
+from algoperf.hashing import file_sha256, listing_sha256
 
 REQUIRED = ("get_batch_size", "init_optimizer_state", "update_params", "data_selection")
 OPTIONAL = ("prepare_for_eval", "get_eval_batch_size")
@@ -119,15 +120,12 @@ def source_files(path: Path) -> list[Path]:
 
 
 def source_digest(path: Path) -> str:
-    """The submission hash: sha256 over `source_files`, each as its path relative to the
-    submission's folder, a NUL byte and the sha256 of its bytes. The one function that
-    computes it (the runner, sweeps, docker run's seal and verification all call it)."""
-    h = hashlib.sha256()
+    """The submission hash: `algoperf.hashing.listing_sha256` over `source_files`, each by its
+    path relative to the submission's folder. The one function that computes it (the runner,
+    sweeps, docker run's seal and verification all call it)."""
     folder = Path(path).parent
-    for f in source_files(path):
-        h.update(str(f.relative_to(folder)).encode() + b"\0")
-        h.update(hashlib.sha256(f.read_bytes()).digest())
-    return h.hexdigest()
+    return listing_sha256((f.relative_to(folder).as_posix(), f.stat().st_size, file_sha256(f))
+                          for f in source_files(path))
 
 
 def submission_root(path: str | Path, root: str | Path | None = None) -> Path | None:

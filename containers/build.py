@@ -26,9 +26,10 @@ import docker
 from docker.models.images import Image
 
 from algoperf.containers import engine, source, wheelhouse
-from algoperf.containers.lockfiles import Lockfile, parse_lockfile, sha256_file
+from algoperf.containers.lockfiles import Lockfile, parse_lockfile
 from algoperf.containers.variants import Variant
 from algoperf.errors import UserError
+from algoperf.hashing import file_sha256
 
 LABEL = "org.algoperf."
 DEFAULT_UID = 1000  # the image's unprivileged user `algoperf`
@@ -122,7 +123,7 @@ def build_image(client: docker.DockerClient, variant: Variant, base_image: str |
     with tempfile.TemporaryDirectory(prefix="algoperf-build-") as tmp:
         context = Path(tmp)
         project_wheel = wheelhouse.build_project_wheel(root, context / "project")
-        project_sha = sha256_file(project_wheel)
+        project_sha = file_sha256(project_wheel)
         _keep_project_wheel(project_wheel, project_sha)
         (context / "project" / "requirements.txt").write_text(
             f"algoperf=={project_wheel.name.split('-')[1]} --hash=sha256:{project_sha}\n")
@@ -137,7 +138,7 @@ def build_image(client: docker.DockerClient, variant: Variant, base_image: str |
             LABEL + "user-uid": str(DEFAULT_UID),
             "org.opencontainers.image.revision": revision,
         }
-        inputs = _digest({"dockerfile": sha256_file(dockerfile), **labels})
+        inputs = _digest({"dockerfile": file_sha256(dockerfile), **labels})
         labels[LABEL + "inputs-sha256"] = inputs
         existing = engine.find_labelled(client, LAST_LABEL, inputs_sha256=inputs)
         if existing is not None and not no_cache:

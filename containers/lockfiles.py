@@ -27,6 +27,7 @@ from packaging.utils import canonicalize_name
 
 from algoperf.containers.variants import Variant
 from algoperf.errors import UserError
+from algoperf.hashing import file_sha256
 
 # The image's interpreter and platform (the Dockerfile's base images are CPython 3.11 on Debian
 # bookworm, glibc 2.36).
@@ -74,14 +75,6 @@ class Lockfile:
         return {e.name: e for e in self.entries if e.applies()}
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _logical_lines(text: str) -> list[str]:
     """Requirement lines with their backslash continuations joined and comments dropped."""
     lines, current = [], ""
@@ -121,7 +114,7 @@ def parse_lockfile(path: Path) -> Lockfile:
                             "lockfile with `algoperf env lock`")
         entries.append(LockEntry(canonicalize_name(req.name), pins[0], frozenset(hashes),
                                  str(req.marker) if req.marker else None))
-    return Lockfile(path, sha256_file(path), inputs, tuple(entries))
+    return Lockfile(path, file_sha256(path), inputs, tuple(entries))
 
 
 def _header(variant: Variant) -> str:

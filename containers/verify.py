@@ -275,11 +275,11 @@ def project_wheel(sha: str | None) -> Path | None:
         return kept[0]
     import tempfile
 
-    from algoperf.containers.lockfiles import sha256_file
+    from algoperf.hashing import file_sha256
 
     with tempfile.TemporaryDirectory() as tmp:
         wheel = wheelhouse.build_project_wheel(source.source_root(), Path(tmp))
-        if sha256_file(wheel) == sha:
+        if file_sha256(wheel) == sha:
             build._keep_project_wheel(wheel, sha)
             return sorted((build.project_wheel_cache() / sha).glob("*.whl"))[0]
     return None

@@ -19,8 +19,9 @@ from pathlib import Path
 from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from algoperf.containers.lockfiles import PYTHON_VERSION, LockEntry, Lockfile, sha256_file
+from algoperf.containers.lockfiles import PYTHON_VERSION, LockEntry, Lockfile
 from algoperf.errors import UserError
+from algoperf.hashing import file_sha256
 
 MANYLINUX = "manylinux_2_28_x86_64"
 
@@ -72,7 +73,7 @@ class HashIndex:
             key = [st.st_size, st.st_mtime_ns]
             known = self._index.get(wheel.name)
             if known is None or known[:2] != key:
-                known = key + [sha256_file(wheel)]
+                known = key + [file_sha256(wheel)]
                 self._index[wheel.name] = known
                 changed = True
             out[known[2]] = wheel

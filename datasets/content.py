@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import hashlib
 import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from algoperf.errors import UserError
+from algoperf.hashing import file_sha256, listing_sha256, tree_files
 
 MANIFEST_NAME = "MANIFEST.json"
 FORMAT = "algoperf-content-manifest/1"
@@ -52,35 +52,17 @@ class ContentManifest:
 
 
 def root_hash(files: Iterable[FileEntry]) -> str:
-    """The sha256 of the sorted listing ``"<sha256>  <size>  <path>\\n"``."""
-    digest = hashlib.sha256()
-    for entry in sorted(files, key=lambda e: e.path):
-        digest.update(f"{entry.sha256}  {entry.size}  {entry.path}\n".encode())
-    return digest.hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def _relative_files(directory: Path) -> list[str]:
-    paths = []
-    for dirpath, _, filenames in os.walk(directory):
-        for filename in filenames:
-            relative = Path(dirpath, filename).relative_to(directory).as_posix()
-            if relative != MANIFEST_NAME:
-                paths.append(relative)
-    return sorted(paths)
+    """The dataset's root: `algoperf.hashing.listing_sha256` of its files."""
+    return listing_sha256((e.path, e.size, e.sha256) for e in files)
 
 
 def scan(directory: Path, dataset: str, source: dict | None = None) -> ContentManifest:
     """Hashes every file under ``directory`` (except the manifest itself)."""
-    paths = _relative_files(directory)
+    paths = tree_files(directory, exclude=frozenset({MANIFEST_NAME}))
 
     def entry(relative: str) -> FileEntry:
         path = directory / relative
-        return FileEntry(relative, path.stat().st_size, sha256_file(path))
+        return FileEntry(relative, path.stat().st_size, file_sha256(path))
 
     with concurrent.futures.ThreadPoolExecutor(HASH_WORKERS) as pool:
         files = tuple(pool.map(entry, paths))

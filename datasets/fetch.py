@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from algoperf.errors import UserError
+from algoperf.hashing import file_sha256
 
 CHUNK = 1 << 20
 STATUS_RETRY = (429, 500, 502, 503, 504)
@@ -327,7 +328,7 @@ class Fetcher:
     def fetch(self, job: Job) -> str:
         """Makes ``job.dest`` hold the file; returns 'present' or 'downloaded'."""
         if job.dest.exists():
-            if job.dest.stat().st_size == job.size and _sha256(job.dest) == job.sha256:
+            if job.dest.stat().st_size == job.size and file_sha256(job.dest) == job.sha256:
                 self._on_bytes(job, job.size)
                 return "present"
             job.dest.unlink()  # not what the manifest says: fetch it again
@@ -467,11 +468,6 @@ class _PrefixHash:
 
     def hexdigest(self) -> str:
         return self._digest.hexdigest()
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _failure_error(job: Job, failures: list[tuple[str, str]]) -> UserError:

@@ -27,6 +27,7 @@ from pathlib import Path
 from algoperf.datasets import content, fetch
 from algoperf.datasets.manifest import Manifest, load
 from algoperf.errors import UserError
+from algoperf.hashing import file_sha256
 
 Echo = Callable[[str], None]
 
@@ -199,7 +200,7 @@ def _check_raw_files(m: Manifest, raw_dir: Path, data_dir: Path) -> None:
         if size != f.size:
             raise UserError(f"{path} has {size:,} bytes, the {m.name} manifest says {f.size:,}; "
                             "it is not the expected file (an interrupted copy?): get it again")
-        digest = content.sha256_file(path)
+        digest = file_sha256(path)
         if digest != f.sha256:
             raise UserError(f"checksum mismatch for {path}: sha256 {digest[:16]}..., the "
                             f"{m.name} manifest says {f.sha256[:16]}...; get the file again")

@@ -467,7 +467,7 @@ def test_certificate_is_an_in_toto_statement_over_every_file(signed_run, keys, t
     assert cert["predicateType"] == statement.CERTIFICATE
     subjects = {s["name"]: s["digest"]["sha256"] for s in cert["subject"]}
     events = signed_run / TRIAL / "events.jsonl"
-    from algoperf.verification.digests import file_sha256
+    from algoperf.hashing import file_sha256
 
     assert subjects[f"{TRIAL}/events.jsonl"] == file_sha256(events)
     assert f"{TRIAL}/seal.dsse.json" in subjects

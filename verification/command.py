@@ -15,7 +15,7 @@ LOCKS_PACKAGE = "algoperf.containers"
 def known_lockfile_hashes(containers_dir: Path | None) -> frozenset[str] | None:
     """sha256 of every lockfile in ``containers_dir/locks`` (default: the installed
     algoperf.containers); None when there are none to compare with."""
-    from algoperf.verification.digests import file_sha256
+    from algoperf.hashing import file_sha256
 
     if containers_dir is None:
         try:

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from algoperf.errors import UserError
+from algoperf.hashing import file_sha256, tree_files
 from algoperf.logs.trial_files import HPARAMS_FILENAME
 from algoperf.scoring.discover import TRIAL_DIR, WORKLOAD_DIR
 from algoperf.verification.context import read_json_file
-from algoperf.verification.digests import file_sha256, tree_files
 from algoperf.verification.findings import (
     SKIP,
     UNCERTIFIABLE,

@@ -12,10 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from algoperf.hashing import file_sha256
 from algoperf.logs.events import EVENTS_FILENAME
 from algoperf.verification import records, signatures
 from algoperf.verification.context import Options, Trial
-from algoperf.verification.digests import file_sha256, manifest
+from algoperf.verification.digests import manifest
 from algoperf.verification.eventlog import scan
 from algoperf.verification.findings import FAIL, Check, Problem, TrialVerdict
 from algoperf.verification.seal import SEAL_FILENAME

@@ -22,6 +22,7 @@ from typing import Any
 
 from algoperf import __version__, runner, submission, tuning
 from algoperf.errors import UserError
+from algoperf.hashing import file_sha256
 from algoperf.logs.atomic import write_atomic
 from algoperf.workloads import registry
 
@@ -141,10 +142,6 @@ def job_config(plan: Plan, job: Job) -> runner.RunConfig:
     )
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _framework_of(path: Path, framework: str | None) -> str:
     """``--framework``, or the one a submission file or folder names."""
     if framework is not None:
@@ -210,7 +207,7 @@ def make_plan(directory: Path, submission_path: Path, *, rules: str = registry.D
     plan = Plan(
         directory=Path(directory).expanduser().resolve(), submission=file,
         submission_sha256=submission.source_digest(file), search_space=search_space,
-        search_space_sha256=_sha256(search_space) if search_space else None,
+        search_space_sha256=file_sha256(search_space) if search_space else None,
         framework=framework, rules=rules, ruleset=ruleset, workloads=workloads,
         num_studies=num_studies, num_trials=num_trials, seed=seed,
         max_global_steps=max_global_steps, save_checkpoints=save_checkpoints,
@@ -335,6 +332,6 @@ def check_inputs_unchanged(plan: Plan) -> None:
         if not plan.search_space.is_file():
             raise UserError(f"the planned search space {plan.search_space} is gone; restore "
                             "it or plan again")
-        if _sha256(plan.search_space) != plan.search_space_sha256:
+        if file_sha256(plan.search_space) != plan.search_space_sha256:
             raise UserError(f"search space {plan.search_space} changed since the plan was made; "
                             "restore it or plan again into a new directory")
