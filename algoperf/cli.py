@@ -25,6 +25,7 @@ class _LazyGroup(click.Group):
         "workloads": "algoperf.workloads.command:workloads",
         "docker": "algoperf.containers.commands:docker",
         "env": "algoperf.containers.commands:env",
+        "report": "algoperf.scoring.report_command:report_command",
         "score": "algoperf.scoring.command:score_command",
         "sweep": "algoperf.sweep.command:sweep",
         "verify": "algoperf.verification.command:verify_command",
