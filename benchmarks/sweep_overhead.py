@@ -33,7 +33,7 @@ from pathlib import Path
 from algoperf.logs import events as ev
 from algoperf.sweep import ExecOptions, Plan, launch, make_plan, write_plan
 from algoperf.sweep.execute import wait_for_slurm
-from algoperf.sweep.records import read_attempts, read_runs
+from algoperf.sweep.job_records import read_attempts, read_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBMISSION = ROOT / "submissions" / "nadamw" / "submission_pytorch.py"

@@ -13,7 +13,7 @@ from algoperf.scoring.aggregate import median_over_studies
 from algoperf.scoring.bootstrap import bootstrap, competition_ranks, resampled_medians
 from algoperf.scoring.csvlog import EvalLog
 from algoperf.scoring.discover import TrialDir
-from algoperf.scoring.profiles import (
+from algoperf.scoring.performance_profiles import (
     apply_scoring_rules,
     benchmark_score,
     performance_profile,

@@ -27,7 +27,7 @@ from sweep_grid import (
 from algoperf.errors import UserError
 from algoperf.sweep import ExecOptions, SlurmOptions, launch
 from algoperf.sweep.execute import job_statuses, wait_for_slurm
-from algoperf.sweep.records import read_attempts
+from algoperf.sweep.job_records import read_attempts
 
 SLURM_UP = ROOT / ".ci" / "slurm-up"
 

@@ -26,10 +26,19 @@ Checking them::
 
 Modules: `keys` (Ed25519), `dsse` (signed envelopes), `statement` (in-toto Statement v1),
 `eventlog` (one-pass chain reader), `tables` (the CSV the events imply), `timing` (clock
-invariants), `seal` and `witness` (what the host signs), `records` and `signatures` (the
-checks of one trial), `trial` and `legacy` (a trial of ours, or of AlgoPerf),
+invariants), `seal` and `witness` (what the host signs), `event_checks` and `signatures`
+(the checks of one trial), `trial` and `legacy` (a trial of ours, or of AlgoPerf),
 `scores` (recomputed scores and claims), `verify`, `reexecute`, `certificate`, `command`,
 `signing` (what `algoperf docker run --signing-key` does around its container). The log
 layout (what a PATH is) is `algoperf.scoring.discover`'s, shared with `algoperf score`.
 See docs/verify.md.
 """
+
+from algoperf.verification.context import Options
+from algoperf.verification.keys import generate_keypair, load_signing_key, trusted_keys
+from algoperf.verification.seal import seal_trial
+from algoperf.verification.verify import verify
+from algoperf.verification.witness import Witness
+
+__all__ = ["Options", "Witness", "generate_keypair", "load_signing_key", "seal_trial",
+           "trusted_keys", "verify"]

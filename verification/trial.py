@@ -14,7 +14,7 @@ from typing import Any
 
 from algoperf.hashing import file_sha256
 from algoperf.logs.events import EVENTS_FILENAME
-from algoperf.verification import records, signatures
+from algoperf.verification import event_checks, signatures
 from algoperf.verification.context import Options, Trial
 from algoperf.verification.digests import manifest
 from algoperf.verification.eventlog import scan
@@ -39,19 +39,19 @@ def verify_trial(root: str | os.PathLike, path: str | os.PathLike,
     run = seal.predicate.get("run") if seal is not None else None
     seal_run = run if isinstance(run, dict) else None
     checks = [
-        _guarded(t, "event chain", records.chain),
-        _guarded(t, "run records", records.run_records),
-        _guarded(t, "trial identity", records.identity),
-        _guarded(t, "eval csv", records.eval_csv),
-        _guarded(t, "timing", records.timing),
-        _guarded(t, "rules", records.rules),
-        _guarded(t, "hardware", records.hardware),
+        _guarded(t, "event chain", event_checks.chain),
+        _guarded(t, "run records", event_checks.run_records),
+        _guarded(t, "trial identity", event_checks.identity),
+        _guarded(t, "eval csv", event_checks.eval_csv),
+        _guarded(t, "timing", event_checks.timing),
+        _guarded(t, "rules", event_checks.rules),
+        _guarded(t, "hardware", event_checks.hardware),
         seal_check,
         _guarded(t, "witness", signatures.witness),
-        _guarded(t, "environment", lambda t: records.environment(t, seal_run)),
-        _guarded(t, "submission", lambda t: records.submission(t, seal_run)),
-        _guarded(t, "dataset", lambda t: records.dataset(t, seal_run)),
-        _guarded(t, "measurement", records.measurement),
+        _guarded(t, "environment", lambda t: event_checks.environment(t, seal_run)),
+        _guarded(t, "submission", lambda t: event_checks.submission(t, seal_run)),
+        _guarded(t, "dataset", lambda t: event_checks.dataset(t, seal_run)),
+        _guarded(t, "measurement", event_checks.measurement),
     ]
     subjects = {t.name(f): digest for f, digest in files.items()}
     if (path / SEAL_FILENAME).exists():

@@ -12,7 +12,8 @@
 
 from algoperf.hardware.fingerprint import Fingerprint, take_fingerprint
 from algoperf.hardware.nvml import NvmlUnavailable, use_nvml
-from algoperf.hardware.profiles import (
+from algoperf.hardware.readings import Reading
+from algoperf.hardware.reference_profiles import (
     Difference,
     ReferenceCheck,
     ReferenceMismatch,
@@ -22,7 +23,6 @@ from algoperf.hardware.profiles import (
     load_profile,
     profile_names,
 )
-from algoperf.hardware.readings import Reading
 from algoperf.hardware.sampling import (
     SAMPLE_EVENT,
     HardwareSampler,

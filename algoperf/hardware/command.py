@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from algoperf.hardware.fingerprint import GPU_FIELDS, IDENTITY, Fingerprint
-from algoperf.hardware.profiles import compare_with, load_profile, profile_names
 from algoperf.hardware.readings import Reading
+from algoperf.hardware.reference_profiles import compare_with, load_profile, profile_names
 
 
 @click.command("fingerprint")

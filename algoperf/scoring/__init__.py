@@ -32,7 +32,8 @@ Building blocks, for tools that score from other sources (e.g. verification):
 :func:`~algoperf.scoring.trials.evaluate_trial` (time-to-target of one trial),
 :func:`~algoperf.scoring.trials.best_trial`,
 :func:`~algoperf.scoring.aggregate.median_over_studies`,
-:func:`~algoperf.scoring.profiles.score_times` (4x rule, held-out variants, profiles, score).
+:func:`~algoperf.scoring.performance_profiles.score_times` (4x rule, held-out variants,
+profiles, score).
 """
 
 from algoperf.scoring.diagnostics import ScoringWarning

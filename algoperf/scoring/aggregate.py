@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from algoperf.scoring import diagnostics as dg
-from algoperf.scoring.trials import TrialResult, best_trial
+from algoperf.scoring.trials import ScoredTrial, best_trial
 
 
 def median_over_studies(times: Sequence[float]) -> float:
@@ -22,7 +22,7 @@ def median_over_studies(times: Sequence[float]) -> float:
     return float(np.median(times)) if len(times) else math.nan
 
 
-def _fewest_evals_to_test_target(trials: Sequence[TrialResult]) -> float:
+def _fewest_evals_to_test_target(trials: Sequence[ScoredTrial]) -> float:
     reached = [t for t in trials if t.test.reached]
     if reached:
         return min(reached, key=lambda t: t.test.hit_index).test.time_to_target
@@ -34,8 +34,8 @@ class StudyResult:
     """One study of one workload: its trials and the best of them."""
 
     study: str
-    trials: tuple[TrialResult, ...]
-    best: TrialResult | None
+    trials: tuple[ScoredTrial, ...]
+    best: ScoredTrial | None
 
     @property
     def time(self) -> float:
@@ -67,15 +67,15 @@ class WorkloadResult:
         return median_over_studies([s.test_time for s in self.studies])
 
     @property
-    def trials(self) -> list[TrialResult]:
+    def trials(self) -> list[ScoredTrial]:
         return [t for s in self.studies for t in s.trials]
 
 
-def aggregate_workloads(submission: str, trials: Sequence[TrialResult],
+def aggregate_workloads(submission: str, trials: Sequence[ScoredTrial],
                         diag: dg.Diagnostics) -> dict[str, WorkloadResult]:
     """Groups a submission's trials by workload and study (trial order kept) and applies
     AlgoPerf's best-trial rule to each study."""
-    grouped: dict[str, dict[str, list[TrialResult]]] = {}
+    grouped: dict[str, dict[str, list[ScoredTrial]]] = {}
     frameworks: dict[str, set[str]] = {}
     for trial in trials:
         workload = trial.trial.workload

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from algoperf.scoring.profiles import (
+from algoperf.scoring.performance_profiles import (
     apply_scoring_rules,
     performance_ratios,
     scores_from_ratios,

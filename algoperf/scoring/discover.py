@@ -60,7 +60,7 @@ class TrialDir:
 
 
 @dataclasses.dataclass(frozen=True)
-class Submission:
+class SubmissionLogs:
     """A submission's name, its experiment directories and its trial directories, in order."""
 
     name: str
@@ -301,7 +301,7 @@ def _unique_names(found: list[tuple[str, tuple[Path, ...]]],
 
 
 def find_submissions(paths: Iterable[str | os.PathLike],
-                     diag: dg.Diagnostics) -> list[Submission]:
+                     diag: dg.Diagnostics) -> list[SubmissionLogs]:
     """The submissions under ``paths``, each with its trial directories in a stable order.
 
     A PATH is either one submission's experiment directory or a directory of submissions;
@@ -313,5 +313,5 @@ def find_submissions(paths: Iterable[str | os.PathLike],
     if not found:
         raise UserError("no PATH given: pass a submission's experiment directory or a "
                         "directory of submissions.")
-    return [Submission(name, experiments, tuple(_trial_dirs(name, experiments, diag)))
+    return [SubmissionLogs(name, experiments, tuple(_trial_dirs(name, experiments, diag)))
             for name, experiments in _unique_names(found, diag)]

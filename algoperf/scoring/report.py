@@ -17,7 +17,7 @@ from algoperf.scoring.aggregate import WorkloadResult
 from algoperf.scoring.diagnostics import ScoringWarning
 from algoperf.scoring.protocol import WorkloadSet
 from algoperf.scoring.speedups import Speedup
-from algoperf.scoring.trials import TrialResult
+from algoperf.scoring.trials import ScoredTrial
 
 REACHED = "reached"
 NOT_REACHED = "not reached"
@@ -99,7 +99,7 @@ class Report:
         raise KeyError(name)
 
     @property
-    def trials(self) -> list[TrialResult]:
+    def trials(self) -> list[ScoredTrial]:
         return [t for s in self.submissions for w in s.workloads.values() for t in w.trials]
 
     def to_dict(self) -> dict:

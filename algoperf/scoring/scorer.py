@@ -23,13 +23,13 @@ from algoperf.scoring.aggregate import WorkloadResult, aggregate_workloads
 from algoperf.scoring.bootstrap import DEFAULT_LEVEL, DEFAULT_REPLICATES, bootstrap
 from algoperf.scoring.csvlog import FILENAME as CSV_FILENAME
 from algoperf.scoring.csvlog import read_eval_measurements
-from algoperf.scoring.discover import Submission, find_leaderboards, find_submissions
+from algoperf.scoring.discover import SubmissionLogs, find_leaderboards, find_submissions
 from algoperf.scoring.events import RunEvents, read_run_events
-from algoperf.scoring.profiles import score_times
+from algoperf.scoring.performance_profiles import score_times
 from algoperf.scoring.protocol import WorkloadSet, check_counts, choose_workloads
 from algoperf.scoring.report import Report, SubmissionScore, classify
 from algoperf.scoring.speedups import speedup
-from algoperf.scoring.trials import TrialResult, evaluate_trial, wanted_columns
+from algoperf.scoring.trials import ScoredTrial, evaluate_trial, wanted_columns
 from algoperf.workloads import registry
 
 RULESETS = ("external", "self")
@@ -84,8 +84,8 @@ def _rules_words(value: str) -> str:
     return f"rules {value}"
 
 
-def _read_trials(submission: Submission, diag: dg.Diagnostics,
-                 ) -> tuple[list[TrialResult], tuple[str | None, str | None]]:
+def _read_trials(submission: SubmissionLogs, diag: dg.Diagnostics,
+                 ) -> tuple[list[ScoredTrial], tuple[str | None, str | None]]:
     """The submission's trial results and the (ruleset, rules version) it records."""
     results, seen, recorded = [], {}, (None, None)
     for trial in submission.trials:
@@ -108,7 +108,7 @@ def _read_trials(submission: Submission, diag: dg.Diagnostics,
     return results, recorded
 
 
-def _refuse_if_nothing_is_an_algoperf_log(results: dict[str, list[TrialResult]]) -> None:
+def _refuse_if_nothing_is_an_algoperf_log(results: dict[str, list[ScoredTrial]]) -> None:
     """A silently wrong score must never come out: when some trials' eval_measurements.csv
     are not AlgoPerf eval logs and no other trial has a usable one, scoring stops with one
     line naming the first (with good trials beside them, each bad one is a warning)."""
@@ -122,7 +122,7 @@ def _refuse_if_nothing_is_an_algoperf_log(results: dict[str, list[TrialResult]])
                     "`algoperf run` wrote.")
 
 
-def _check_budgets(name: str, trials: Sequence[TrialResult], rules: registry.RulesVersion,
+def _check_budgets(name: str, trials: Sequence[ScoredTrial], rules: registry.RulesVersion,
                    ruleset: str, diag: dg.Diagnostics) -> None:
     for trial in trials:
         budget = rules.budget(trial.trial.workload, ruleset)

@@ -21,7 +21,7 @@ import numpy as np
 
 from algoperf.logs import quality
 from algoperf.scoring.report import SubmissionScore
-from algoperf.scoring.trials import TrialResult
+from algoperf.scoring.trials import ScoredTrial
 from algoperf.workloads import registry
 
 COLUMNS = (
@@ -41,7 +41,7 @@ def _number(value: float | None) -> str:
     return "inf" if math.isinf(value) else repr(float(value))
 
 
-def _status(trial: TrialResult) -> str:
+def _status(trial: ScoredTrial) -> str:
     if trial.crashed:
         return "crashed"
     if trial.n_evals == 0:
@@ -49,7 +49,7 @@ def _status(trial: TrialResult) -> str:
     return "reached" if trial.validation.reached else "not reached"
 
 
-def _steps_to_target(trial: TrialResult) -> str:
+def _steps_to_target(trial: ScoredTrial) -> str:
     hit = trial.validation.hit_index
     if hit is None or trial.steps is None or hit >= trial.steps.size:
         return ""
@@ -57,7 +57,7 @@ def _steps_to_target(trial: TrialResult) -> str:
     return str(int(step)) if step.is_integer() else _number(step)
 
 
-def _quality_cells(trial: TrialResult) -> tuple[str, ...]:
+def _quality_cells(trial: ScoredTrial) -> tuple[str, ...]:
     """Median step time, other-process and steal shares, contention (recorded runs only)."""
     record = trial.quality or {}
     cells = tuple(_number(quality.number(record.get(key)))
@@ -65,7 +65,7 @@ def _quality_cells(trial: TrialResult) -> tuple[str, ...]:
     return (_steps_to_target(trial), *cells, quality.assess(trial.quality).label)
 
 
-def step_time(trials: list[TrialResult]) -> float:
+def step_time(trials: list[ScoredTrial]) -> float:
     """Median submission seconds per step over all eval intervals of ``trials``."""
     ratios = [t.seconds_per_step for t in trials if t.seconds_per_step.size]
     return float(np.median(np.concatenate(ratios))) if ratios else math.nan

@@ -115,7 +115,7 @@ def metric_result(info: WorkloadInfo, log: EvalLog, column: str, target: float |
 
 
 @dataclasses.dataclass(frozen=True)
-class TrialResult:
+class ScoredTrial:
     """A trial's outcome on its validation target (scored) and test target (reported)."""
 
     trial: TrialDir
@@ -170,7 +170,7 @@ def _missed(result: MetricResult) -> MetricResult:
 
 
 def evaluate_trial(trial: TrialDir, log: EvalLog | None, events: RunEvents | None,
-                   info: WorkloadInfo, diag: dg.Diagnostics) -> TrialResult:
+                   info: WorkloadInfo, diag: dg.Diagnostics) -> ScoredTrial:
     """Scores one trial from its eval log (None when absent) and its events (optional)."""
     val_column, test_column = metric_columns(info)
     log = log if log is not None else EvalLog({}, 0)
@@ -205,11 +205,11 @@ def evaluate_trial(trial: TrialDir, log: EvalLog | None, events: RunEvents | Non
         diag.warn(dg.CONTENDED_TRIAL, f"{trial.submission}: {trial.workload_dir} {trial.study} "
                   f"{trial.trial} ran contended: {'; '.join(found.reasons)}; its time-to-target "
                   "is noise", trial.path)
-    return TrialResult(trial, log.n_evals, validation, test, crashed, times,
+    return ScoredTrial(trial, log.n_evals, validation, test, crashed, times,
                        log.get(STEP_COLUMN), problem, measured)
 
 
-def best_trial(trials: Sequence[TrialResult]) -> TrialResult | None:
+def best_trial(trials: Sequence[ScoredTrial]) -> ScoredTrial | None:
     """AlgoPerf's best trial of a study: the one meeting the target in the fewest evals.
 
     Ties go to the smallest time-to-target, then to the earliest trial in ``trials``. AlgoPerf

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from algoperf.errors import UserError
-from algoperf.sweep import local, records, state
+from algoperf.sweep import job_records, local, state
 from algoperf.sweep.launch import check_runtime, job_command
 from algoperf.sweep.plan import Job, Plan, check_inputs_unchanged, job_config
 from algoperf.sweep.slurm import Slurm, SlurmOptions, job_name, sbatch_options, write_script
@@ -51,13 +51,13 @@ class ExecOptions:
 
 def last_options(plan: Plan) -> ExecOptions | None:
     """The options of the latest `sweep run` / `sweep resume` of ``plan``."""
-    runs = records.read_runs(plan.jobs_dir)
+    runs = job_records.read_runs(plan.jobs_dir)
     return ExecOptions.from_dict(runs[-1]["options"]) if runs else None
 
 
 def _slurm_arrays(plan: Plan) -> tuple[list[str], str | None]:
     """Array job ids of every Slurm launch, and the cluster config of the latest."""
-    runs = [r for r in records.read_runs(plan.jobs_dir) if r.get("slurm_array")]
+    runs = [r for r in job_records.read_runs(plan.jobs_dir) if r.get("slurm_array")]
     conf = runs[-1]["options"]["slurm"].get("slurm_conf") if runs else None
     return [r["slurm_array"] for r in runs], conf
 
@@ -120,10 +120,10 @@ def launch(plan: Plan, jobs: Sequence[Job], options: ExecOptions, verb: str,
         script = write_script(plan, commands)
         array = Slurm(options.slurm.slurm_conf).submit(script, sbatch_options(
             plan, [j.index for j in jobs], options.slurm, options.parallel))
-        records.record_run(plan.jobs_dir, {**record, "slurm_array": array,
-                                           "script": script.name})
+        job_records.record_run(plan.jobs_dir, {**record, "slurm_array": array,
+                                               "script": script.name})
         return Launched(list(jobs), slurm_array=array)
-    records.record_run(plan.jobs_dir, record)
+    job_records.record_run(plan.jobs_dir, record)
     by_index = dict((job.index, cmd) for job, cmd in commands)
     codes = local.run_jobs(plan, jobs, lambda job: by_index[job.index],
                            parallel=options.parallel or 1, on_start=on_start, on_end=on_end)

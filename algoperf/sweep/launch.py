@@ -24,7 +24,7 @@ def docker_available() -> bool:
     """True when this installation has `algoperf docker run` (the algoperf.containers package
     and its command)."""
     try:
-        return importlib.util.find_spec("algoperf.containers.commands") is not None
+        return importlib.util.find_spec("algoperf.containers.command") is not None
     except ModuleNotFoundError:
         return False
 

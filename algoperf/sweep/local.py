@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from algoperf.submission import JOB_ENVIRONMENT
-from algoperf.sweep import records
+from algoperf.sweep import job_records
 from algoperf.sweep.launch import log_path
 from algoperf.sweep.plan import Job, Plan
 
@@ -40,7 +40,7 @@ def _start(plan: Plan, job: Job, command: list[str]) -> subprocess.Popen:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out,
                                    stderr=subprocess.STDOUT, start_new_session=True,
                                    env={**os.environ, **JOB_ENVIRONMENT})
-    records.append_record(records.attempts_path(plan.jobs_dir, job.label), {
+    job_records.append_record(job_records.attempts_path(plan.jobs_dir, job.label), {
         "event": "start", "t": time.time(), "host": socket.gethostname(), "pid": process.pid,
         "executor": "local"})
     return process
@@ -50,7 +50,7 @@ def _finish(plan: Plan, job: Job, code: int, stopped: bool = False) -> None:
     """Records the attempt's end; ``stopped``: the sweep stopped it (Ctrl-C), so it shows as
     interrupted whatever its exit code."""
     record = {"event": "end", "t": time.time(), "exit_code": code}
-    records.append_record(records.attempts_path(plan.jobs_dir, job.label),
+    job_records.append_record(job_records.attempts_path(plan.jobs_dir, job.label),
                           {**record, "stopped": True} if stopped else record)
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import psutil
 
 from algoperf.logs import events as ev
-from algoperf.sweep import records
+from algoperf.sweep import job_records
 from algoperf.sweep.launch import log_path
 from algoperf.sweep.plan import Job, Plan
 from algoperf.workloads import registry
@@ -121,7 +121,7 @@ class JobStatus:
     state: str
     detail: str
     trial: TrialLog | None
-    attempts: tuple[records.Attempt, ...]
+    attempts: tuple[job_records.Attempt, ...]
     log: Path
     live: bool = False  # queued or running now
 
@@ -155,7 +155,7 @@ class JobStatus:
         return None
 
 
-def _alive_here(attempt: records.Attempt) -> bool:
+def _alive_here(attempt: job_records.Attempt) -> bool:
     """A local attempt whose process still runs on this machine (not a reused pid)."""
     start = attempt.start
     if attempt.end is not None or start.get("executor") != "local":
@@ -181,7 +181,7 @@ def _mismatch(job: Job, trial: TrialLog) -> str | None:
 def job_status(plan: Plan, job: Job, queued: str | None = None) -> JobStatus:
     """The state of ``job``; ``queued`` is what the scheduler says ("pending"/"running")."""
     trial = read_trial(plan.trial_dir(job))
-    attempts = tuple(records.read_attempts(plan.jobs_dir, job.label))
+    attempts = tuple(job_records.read_attempts(plan.jobs_dir, job.label))
     log = log_path(plan.jobs_dir, job.label)
 
     def status(state: str, detail: str, live: bool = False) -> JobStatus:
@@ -217,7 +217,7 @@ def job_status(plan: Plan, job: Job, queued: str | None = None) -> JobStatus:
     return status(FAILED_HARNESS, f"{failure} {where}")
 
 
-def _harness_failure(last: records.Attempt | None, trial: TrialLog | None,
+def _harness_failure(last: job_records.Attempt | None, trial: TrialLog | None,
                      log: Path) -> str | None:
     """Why a job that is not running and whose trial did not end failed through the harness
     or the machine, or None when it was stopped (interrupted)."""
@@ -260,7 +260,7 @@ def last_error_line(log: Path, tail_bytes: int = 16384, width: int = 300) -> str
     return line if len(line) <= width else line[:width - 3] + "..."
 
 
-def _where(attempt: records.Attempt | None) -> str:
+def _where(attempt: job_records.Attempt | None) -> str:
     return attempt.start.get("host", "?") if attempt else "?"
 
 
