@@ -541,23 +541,22 @@ def _scalar(value: Any) -> Any:
         return value
 
 
-def _steps_to_target(info: registry.WorkloadInfo, eval_results) -> int | None:
-    """The global step of the first eval meeting the validation target (None: none did)."""
+def _first_hit(info: registry.WorkloadInfo, eval_results) -> tuple[int, dict] | None:
+    """The (global step, result) of the first eval meeting the validation target, by the
+    registry's one target test (as scoring finds it); None when none did."""
     metric = f"validation/{info.target_metric_name}"
-    for step, result in eval_results:
-        value = result.get(metric)
-        if value is not None and info.reached(float(value)):
-            return int(step)
-    return None
+    hit = info.first_reached([result.get(metric) for _, result in eval_results])
+    return None if hit is None else eval_results[hit]
+
+
+def _steps_to_target(info: registry.WorkloadInfo, eval_results) -> int | None:
+    hit = _first_hit(info, eval_results)
+    return None if hit is None else int(hit[0])
 
 
 def _time_to_target(info: registry.WorkloadInfo, eval_results) -> float:
-    metric = f"validation/{info.target_metric_name}"
-    for _, result in eval_results:
-        value = result.get(metric)
-        if value is not None and info.reached(float(value)):
-            return float(result["score"])
-    return math.inf
+    hit = _first_hit(info, eval_results)
+    return math.inf if hit is None else float(hit[1]["score"])
 
 
 def _snapshot(t: _Trial, s: checkpoints.TrainingState, rate: float) -> Snapshot:

@@ -23,7 +23,7 @@ from algoperf.scoring.performance_profiles import (
     tau_grid,
 )
 from algoperf.scoring.speedups import speedup
-from algoperf.scoring.trials import best_trial, evaluate_trial, reached_mask
+from algoperf.scoring.trials import best_trial, evaluate_trial
 from algoperf.workloads.registry import get_workload
 
 INF, NAN = math.inf, math.nan
@@ -63,10 +63,15 @@ def test_nan_metrics_never_reach_the_target():
 
 @given(st.lists(st.floats(allow_infinity=True, allow_nan=True, width=64), max_size=20),
        st.sampled_from(["digits", "criteo1tb", "wmt", "librispeech_conformer"]))
-def test_reached_mask_agrees_with_the_registry_comparison(values, workload):
+def test_the_target_test_is_the_same_on_arrays_and_on_single_values(values, workload):
     info = get_workload(workload)
-    mask = reached_mask(info, np.array(values, dtype=float), info.validation_target_value)
+    mask = info.reached(np.array(values, dtype=float))
     assert mask.tolist() == [info.reached(v) for v in values]
+    first = info.first_reached(values)
+    assert first == (mask.tolist().index(True) if any(mask) else None)
+    strict = info.reached(np.array(values, dtype=float), strict=True)  # the runner's stop test
+    at_target = np.array(values, dtype=float) == info.validation_target_value
+    assert (strict <= mask).all() and not (strict & at_target).any()
 
 
 def test_best_trial_is_the_one_reaching_the_target_in_fewest_evals_not_least_time():

@@ -213,11 +213,6 @@ def rules(t: Trial) -> Check:
                  f"({ruleset} tuning); goal flags follow the targets")
 
 
-def _beats(info: registry.WorkloadInfo, value: float, target: float) -> bool:
-    """The runner's stop test, strict as AlgoPerf's workloads have it (scoring's is not)."""
-    return value > target if info.direction == registry.MAXIMIZE else value < target
-
-
 def _goal_problems(t: Trial, info: registry.WorkloadInfo) -> list[Problem]:
     """Each eval's goal flags are the sticky OR of the workload's target test so far."""
     problems = []
@@ -232,7 +227,7 @@ def _goal_problems(t: Trial, info: registry.WorkloadInfo) -> list[Problem]:
         metrics = record["data"].get("metrics") or {}
         for split, target in targets.items():
             value = _float(metrics.get(f"{split}/{info.target_metric_name}"))
-            reached[split] |= target is not None and _beats(info, value, target)
+            reached[split] |= target is not None and bool(info.reached(value, target, strict=True))
             claimed = record["data"].get(f"{split}_goal_reached")
             if claimed is not None and claimed != reached[split]:
                 problems.append(Problem(t.events_name, line, f"{split}_goal_reached is "

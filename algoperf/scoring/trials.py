@@ -69,11 +69,6 @@ def log_problem(log: EvalLog, info: WorkloadInfo) -> str | None:
     return None
 
 
-def reached_mask(info: WorkloadInfo, values: np.ndarray, target: float) -> np.ndarray:
-    """:meth:`WorkloadInfo.reached` for every value at once (NaN never reaches)."""
-    return values >= target if info.direction == MAXIMIZE else values <= target
-
-
 @dataclasses.dataclass(frozen=True)
 class MetricResult:
     """How one split's metric went in one trial."""
@@ -105,11 +100,7 @@ def metric_result(info: WorkloadInfo, log: EvalLog, column: str, target: float |
         return MetricResult(column, target, None, math.inf if target is not None else math.nan,
                             math.nan, math.nan)
     best = _best_index(info, values, bool(nan.any()))
-    hit = None
-    if target is not None:
-        hits = reached_mask(info, values, target)
-        if hits.any():
-            hit = int(hits.argmax())
+    hit = None if target is None else info.first_reached(values, target)
     time = math.nan if target is None else (math.inf if hit is None else float(times[hit]))
     return MetricResult(column, target, hit, time, float(values[best]), float(times[best]))
 

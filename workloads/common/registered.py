@@ -6,11 +6,18 @@ registry builds a variant by passing its row's name and settings to the construc
 (``registry.import_workload``), so a variant is data -- the settings that differ -- not a
 subclass. Targets, budget, eval period and step hint are read from the row of the name the
 instance was built for.
+
+A workload may also name ``reduced_settings``: constructor settings that make its inputs
+smaller without changing a parameter of its model (ImageNet's 64 x 64 crops for 224 x 224),
+where the architecture allows it. The CPU test suites build every row with them
+(``import_reduced``); a training run never does.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from algoperf import spec
@@ -22,12 +29,15 @@ class RegisteredWorkload(spec.Workload):
 
     workload_name: str  # the base row; an instance built for a variant holds the variant's
     variant_settings: ClassVar[tuple[str, ...]] = ()  # attributes a variant may set
+    # Smaller inputs for the CPU test suites, same parameters (see the module docstring).
+    reduced_settings: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, *args: Any, workload_name: str | None = None, **settings: Any) -> None:
         super().__init__(*args)
-        unknown = sorted(set(settings) - set(self.variant_settings))
+        known_settings = (*self.variant_settings, *self.reduced_settings)
+        unknown = sorted(set(settings) - set(known_settings))
         if unknown:
-            known = ", ".join(self.variant_settings) or "none"
+            known = ", ".join(known_settings) or "none"
             raise TypeError(f"{type(self).__name__} has no variant setting "
                             f"{', '.join(unknown)}; settings: {known}")
         if workload_name is not None:
@@ -65,13 +75,18 @@ class RegisteredWorkload(spec.Workload):
         return self._info.step_hint
 
     def has_reached_validation_target(self, eval_result: dict[str, float]) -> bool:
-        return self._beats(eval_result[f"validation/{self.target_metric_name}"],
-                           self.validation_target_value)
+        return self._info.reached(eval_result[f"validation/{self.target_metric_name}"],
+                                  self.validation_target_value, strict=True)
 
     def has_reached_test_target(self, eval_result: dict[str, float]) -> bool:
-        return self._beats(eval_result[f"test/{self.target_metric_name}"],
-                           self.test_target_value)
+        return self._info.reached(eval_result[f"test/{self.target_metric_name}"],
+                                  self.test_target_value, strict=True)
 
-    def _beats(self, value: float, target: float) -> bool:
-        # The runner's comparisons are strict (scoring's are not, see registry.reached).
-        return value > target if self._info.direction == registry.MAXIMIZE else value < target
+
+def import_reduced(name: str, framework: str) -> spec.Workload:
+    """Registry row ``name``'s ``framework`` workload built with its class's
+    ``reduced_settings`` (none: as ``registry.import_workload`` builds it)."""
+    info = registry.get_workload(name)
+    cls = getattr(importlib.import_module(info.framework_module(framework)), info.class_name)
+    return registry.import_workload(name, framework,
+                                    **dict(getattr(cls, "reduced_settings", {})))
