@@ -78,7 +78,8 @@ def test_every_registry_dataset_has_a_manifest_and_the_dev_ones_are_implemented(
     for name in names:
         m = manifest.load(name)
         assert m.name == name and m.license and m.workloads
-        assert m.implemented == (name in ("mnist", "cifar10"))
+        assert m.implemented == (name in ("mnist", "cifar10", "mnist1d", "python_docs",
+                                          "imagenet"))
     for name in ("mnist", "cifar10"):
         m = manifest.load(name)
         assert m.files and m.mirrors and all(u.startswith("https://") for u in m.mirrors)
@@ -514,14 +515,15 @@ def test_cli_downloads_lists_and_verifies_mnist(server, tmp_path, mnist_fixture)
     assert listed["mnist"]["status"] == "prepared"
     assert listed["mnist"]["root"] == content.recorded_root(data_dir, "mnist")
     assert listed["cifar10"]["status"] == "missing"
-    assert listed["imagenet"]["status"] == "not implemented"
+    assert listed["imagenet"]["status"] == "missing"
+    assert listed["wmt"]["status"] == "not implemented"
     verified = algoperf("datasets", "verify", "mnist", "--data-dir", str(data_dir)).stdout
     assert "mnist: ok, 4 files" in verified and "NOT the official prepared root" in verified
 
 
 @pytest.mark.parametrize("args,expected", [
     (("download", "mnsit"), "unknown dataset 'mnsit'. Did you mean 'mnist'?"),
-    (("download", "imagenet"), "preparing imagenet is not implemented yet"),
+    (("download", "wmt"), "preparing wmt is not implemented yet"),
     (("prepare", "mnist"), "mnist needs"),
     (("verify", "cifar10"), "cifar10 is not prepared in"),
     (("download", "mnist", "cifar10", "--source", "http://127.0.0.1:9/"),
