@@ -350,10 +350,10 @@ def _record_eval(t: _Trial, s: checkpoints.TrainingState, result: dict[str, Any]
     """Logs an eval row (CSV and event), fails the trial on a non-finite loss, checkpoints."""
     s.eval_results.append((s.global_step, result))
     logger.append_scalar_metrics(dict(result), s.global_step, s.preemption_count, is_eval=True)
-    log.append(ev.EVAL, {"global_step": s.global_step, "preemption_count": s.preemption_count,
-                         "metrics": result,
-                         "validation_goal_reached": s.train_state["validation_goal_reached"],
-                         "test_goal_reached": s.train_state["test_goal_reached"]})
+    log.append(ev.EVAL, ev.EvalData(
+        global_step=s.global_step, preemption_count=s.preemption_count, metrics=result,
+        validation_goal_reached=s.train_state["validation_goal_reached"],
+        test_goal_reached=s.train_state["test_goal_reached"]))
     bad = _non_finite_losses(result)
     if bad:
         raise FloatingPointError(f"non-finite eval loss ({', '.join(bad)})")
@@ -589,36 +589,36 @@ def _save_checkpoint(t: _Trial, log: ev.EventLog, s: checkpoints.TrainingState) 
                                "bytes": path.stat().st_size})
 
 
-def _run_start_data(t: _Trial) -> dict[str, Any]:
+def _run_start_data(t: _Trial) -> ev.RunStartData:
     hp = t.hyperparameters._asdict() if t.hyperparameters is not None else None
-    return {
-        "workload": t.info.name,
-        "framework": t.config.framework,
-        "rules_version": t.config.rules,
-        "ruleset": t.config.ruleset,
-        "study": t.study,
-        "trial": t.trial,
-        "submission": str(t.submission.path),
-        "submission_sha256": t.submission.source_sha256,
-        "search_space_sha256": t.search_space_sha256,
-        "hyperparameters": hp,
-        "seed": t.seed,
-        "master_seed": t.config.seed,
-        "budget_sec": t.budget,
-        "eval_period_sec": t.workload.eval_period_time_sec,
-        "batch_size": t.batch_size,
-        "eval_batch_size": t.eval_batch_size,
-        "max_global_steps": t.config.max_global_steps,
-        "validation_target": t.workload.validation_target_value,
-        "test_target": t.workload.test_target_value,
-        "target_metric": t.workload.target_metric_name,
+    return ev.RunStartData(
+        workload=t.info.name,
+        framework=t.config.framework,
+        rules_version=t.config.rules,
+        ruleset=t.config.ruleset,
+        study=t.study,
+        trial=t.trial,
+        submission=str(t.submission.path),
+        submission_sha256=t.submission.source_sha256,
+        search_space_sha256=t.search_space_sha256,
+        hyperparameters=hp,
+        seed=t.seed,
+        master_seed=t.config.seed,
+        budget_sec=t.budget,
+        eval_period_sec=t.workload.eval_period_time_sec,
+        batch_size=t.batch_size,
+        eval_batch_size=t.eval_batch_size,
+        max_global_steps=t.config.max_global_steps,
+        validation_target=t.workload.validation_target_value,
+        test_target=t.workload.test_target_value,
+        target_metric=t.workload.target_metric_name,
         **_hardware_data(t),
-        "image_digest": os.environ.get("ALGOPERF_IMAGE_ID"),
-        "lockfile_sha256": os.environ.get("ALGOPERF_LOCKFILE_SHA256"),
-        "dataset_manifest_root": datasets.recorded_root(t.config.data_dir, t.info.dataset),
-        "processes": t.ranks.world_size,
-        "devices": t.devices,
-    }
+        image_digest=os.environ.get("ALGOPERF_IMAGE_ID"),
+        lockfile_sha256=os.environ.get("ALGOPERF_LOCKFILE_SHA256"),
+        dataset_manifest_root=datasets.recorded_root(t.config.data_dir, t.info.dataset),
+        processes=t.ranks.world_size,
+        devices=t.devices,
+    )
 
 
 def _hardware_data(t: _Trial) -> dict[str, Any]:
@@ -627,11 +627,12 @@ def _hardware_data(t: _Trial) -> dict[str, Any]:
 
 
 def _run_end_data(status: str, reason: str | None, s: checkpoints.TrainingState,
-                  error: str | None, measured: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"status": status, "reason": reason,
-            "accumulated_submission_time": s.train_state["accumulated_submission_time"],
-            "global_step": s.global_step, "num_evals": len(s.eval_results), "error": error,
-            quality.RECORD_KEY: measured}
+                  error: str | None, measured: dict[str, Any] | None = None) -> ev.RunEndData:
+    return ev.RunEndData(
+        status=status, reason=reason,
+        accumulated_submission_time=s.train_state["accumulated_submission_time"],
+        global_step=s.global_step, num_evals=len(s.eval_results), error=error,
+        measurement_quality=measured)
 
 
 def _flags(t: _Trial) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from algoperf.workloads import registry
 
 KNOWN_TYPES = frozenset({ev.RUN_START, ev.TRIAL_START, ev.EVAL, ev.CHECKPOINT,
                          ev.CHECKPOINT_DISABLED, ev.RESUME, ev.ERROR, ev.RUN_END,
-                         ev.LOG_REPAIR, "hardware_sample"})
+                         ev.LOG_REPAIR, ev.HARDWARE_SAMPLE})
 START_FIELDS = {"workload": str, "framework": str, "rules_version": str, "ruleset": str,
                 "study": int, "trial": int, "seed": int, "submission_sha256": str,
                 "budget_sec": (int, float), "eval_period_sec": (int, float)}

@@ -31,10 +31,10 @@ from typing import Any
 
 import msgspec
 
-from algoperf.logs.events import GENESIS_PREV, RECORD_KEYS, ChainError
+from algoperf.logs.events import GENESIS_PREV, HARDWARE_SAMPLE, ChainError, chain_records
 
 # Their data is validated like every line's but not decoded: verification does not use it.
-DATA_NOT_KEPT = frozenset({"hardware_sample"})
+DATA_NOT_KEPT = frozenset({HARDWARE_SAMPLE})
 
 
 class _Record(msgspec.Struct, forbid_unknown_fields=True):
@@ -153,57 +153,10 @@ def _fast_records(lines: list[bytes],
 
 def _exact_records(lines: list[bytes], hashes: list[str]
                    ) -> tuple[list[tuple[int, dict[str, Any]]], list[ChainError]]:
-    """verify_chain's rules, line by line: the usable records and every defect."""
-    records: list[tuple[int, dict[str, Any]]] = []
-    errors: list[ChainError] = []
-    expected_prev, expected_seq = GENESIS_PREV, 0
-    for number, line in enumerate(lines, start=1):
-        record, problem = parse_record(line)
-        if problem:
-            errors.append(ChainError(number, problem))
-        if record is not None:
-            seq = record["seq"]
-            if seq != expected_seq:
-                errors.append(ChainError(number, _seq_problem(seq, expected_seq)))
-            if record["prev"] != expected_prev:
-                what = f"line {number - 1}" if number > 1 else "the empty string"
-                errors.append(ChainError(number, f"prev does not match the sha256 of {what}"))
-            expected_seq = seq + 1
-            if problem is None:
-                if record["type"] in DATA_NOT_KEPT:
-                    record["data"] = {}
-                records.append((number, record))
-        else:
-            expected_seq += 1
-        expected_prev = hashes[number - 1]
+    """The chain rules of `algoperf.logs.events.chain_records`, line by line, with this
+    module's decoder: the usable records and every defect."""
+    records, errors = chain_records(lines, hashes, loads=_decode)
+    for _, record in records:
+        if record["type"] in DATA_NOT_KEPT:
+            record["data"] = {}
     return records, errors
-
-
-def parse_record(line: bytes) -> tuple[dict[str, Any] | None, str | None]:
-    """The record on ``line`` and a problem, if any; the record is None when unusable.
-
-    The same shape rules as `algoperf.logs.events.verify_chain`.
-    """
-    try:
-        record = _decode(line)
-    except _DECODE_ERRORS as e:
-        return None, f"bad JSON: {e}"
-    if not isinstance(record, dict):
-        return None, "not a JSON object"
-    if tuple(record) != RECORD_KEYS:
-        return None, f"keys {list(record)} are not {list(RECORD_KEYS)}"
-    if not isinstance(record["seq"], int) or isinstance(record["seq"], bool):
-        return None, f"seq {record['seq']!r} is not an integer"
-    if not isinstance(record["type"], str) or not isinstance(record["data"], dict):
-        return record, "type must be a string and data an object"
-    if not isinstance(record["prev"], str):
-        return record, "prev must be a string"
-    return record, None
-
-
-def _seq_problem(seq: int, expected: int) -> str:
-    if seq == expected - 1:
-        return f"duplicate seq {seq}"
-    if seq < expected:
-        return f"seq goes back to {seq} (expected {expected})"
-    return f"seq gap: expected {expected}, found {seq}"

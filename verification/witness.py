@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from algoperf.logs import events as ev
 from algoperf.logs.atomic import write_atomic
 from algoperf.logs.events import EVENTS_FILENAME
 from algoperf.verification import dsse, statement
@@ -39,7 +40,7 @@ WITNESS_PREFIX = "witness_"
 WITNESS_SUFFIX = ".dsse.json"
 POLL_SEC = 0.05
 RESCAN_SEC = 0.5
-UNOBSERVED_TYPES = frozenset({"hardware_sample"})  # covered by the digest, not timed
+UNOBSERVED_TYPES = frozenset({ev.HARDWARE_SAMPLE})  # covered by the digest, not timed
 OBSERVATION_FIELDS = ["line", "sha256", "t_wall", "t_mono"]
 
 

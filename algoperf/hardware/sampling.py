@@ -24,10 +24,11 @@ import psutil
 from algoperf.hardware import nvml as nvml_api
 from algoperf.hardware.gpus import THROTTLE_REASONS, clock_event_names, clock_event_reasons
 from algoperf.hardware.readings import Reading
+from algoperf.logs.events import HARDWARE_SAMPLE
 
 log = logging.getLogger(__name__)
 
-SAMPLE_EVENT = "hardware_sample"
+SAMPLE_EVENT = HARDWARE_SAMPLE  # the event type is algoperf.logs.events
 INTERVAL_SEC = 5.0
 
 

@@ -26,10 +26,10 @@ import json
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from algoperf.errors import UserError
 from algoperf.logs.values import json_safe
@@ -45,6 +45,65 @@ RESUME = "resume"
 ERROR = "error"
 RUN_END = "run_end"
 LOG_REPAIR = "log_repair"
+HARDWARE_SAMPLE = "hardware_sample"  # GPU clocks, temperature, power (algoperf.hardware)
+
+
+
+class RunStartData(TypedDict, total=False):
+    """``run_start``'s data: what the trial is and what it ran with (the runner writes it;
+    resume checks, sweeps, scoring and verification read it). The hardware check's keys
+    (``fingerprint``, ``reference``, ``certifiable``, ...) come from ``ReferenceCheck``."""
+
+    workload: str
+    framework: str
+    rules_version: str
+    ruleset: str
+    study: int
+    trial: int
+    submission: str
+    submission_sha256: str
+    search_space_sha256: str | None
+    hyperparameters: dict[str, Any] | None
+    seed: int
+    master_seed: int
+    budget_sec: float
+    eval_period_sec: float
+    batch_size: int
+    eval_batch_size: int
+    max_global_steps: int | None
+    validation_target: float
+    test_target: float | None
+    target_metric: str
+    fingerprint: dict[str, Any] | None
+    image_digest: str | None
+    lockfile_sha256: str | None
+    dataset_manifest_root: str | None
+    processes: int
+    devices: int
+
+
+class EvalData(TypedDict):
+    """``eval``'s data: one eval row, as eval_measurements.csv has it."""
+
+    global_step: int
+    preemption_count: int
+    metrics: dict[str, Any]
+    validation_goal_reached: bool
+    test_goal_reached: bool
+
+
+class RunEndData(TypedDict):
+    """``run_end``'s data: how the trial ended, and its measurement quality
+    (``measurement_quality``, algoperf.logs.quality)."""
+
+    status: str
+    reason: str | None
+    accumulated_submission_time: float
+    global_step: int
+    num_evals: int
+    error: str | None
+    measurement_quality: dict[str, Any] | None
+
 
 RECORD_KEYS = ("seq", "type", "t_wall", "t_mono", "data", "prev")
 GENESIS_PREV = hashlib.sha256(b"").hexdigest()
@@ -224,25 +283,11 @@ def verify_chain(path: str | os.PathLike, head: str | None = None) -> list[Chain
     protect against removal or editing.
     """
     content = _read_file(path)
-    errors: list[ChainError] = []
     lines = content.split(b"\n")
     fragment = lines.pop()  # b"" when the file ends with a newline
-    expected_prev, expected_seq = GENESIS_PREV, 0
-    for number, line in enumerate(lines, start=1):
-        record, problem = _parse_record(line)
-        if problem:
-            errors.append(ChainError(number, problem))
-        if record is not None:
-            seq = record["seq"]
-            if seq != expected_seq:
-                errors.append(ChainError(number, _seq_problem(seq, expected_seq)))
-            if record["prev"] != expected_prev:
-                what = f"line {number - 1}" if number > 1 else "the empty string"
-                errors.append(ChainError(number, f"prev does not match the sha256 of {what}"))
-            expected_seq = seq + 1
-        else:
-            expected_seq += 1
-        expected_prev = line_hash(line)
+    hashes = [line_hash(line) for line in lines]
+    _, errors = chain_records(lines, hashes)
+    expected_prev = hashes[-1] if hashes else GENESIS_PREV
     if fragment:
         errors.append(
             ChainError(len(lines) + 1, f"truncated line: {len(fragment)} bytes without newline")
@@ -255,11 +300,43 @@ def verify_chain(path: str | os.PathLike, head: str | None = None) -> list[Chain
     return errors
 
 
-def _parse_record(line: bytes) -> tuple[dict[str, Any] | None, str | None]:
-    """The record on ``line`` and a problem, if any; the record is None when unusable."""
+def chain_records(lines: list[bytes], hashes: list[str],
+                  loads: Callable[[bytes], Any] = json.loads,
+                  ) -> tuple[list[tuple[int, dict[str, Any]]], list[ChainError]]:
+    """The chain rules, line by line: the usable records (with their line numbers) and every
+    defect. ``hashes`` are the lines' sha256 hex digests; ``loads`` decodes one line (the
+    verifier passes its stricter, faster decoder). `verify_chain` and verification's exact
+    path both check through here."""
+    records: list[tuple[int, dict[str, Any]]] = []
+    errors: list[ChainError] = []
+    expected_prev, expected_seq = GENESIS_PREV, 0
+    for number, line in enumerate(lines, start=1):
+        record, problem = parse_record(line, loads)
+        if problem:
+            errors.append(ChainError(number, problem))
+        if record is not None:
+            seq = record["seq"]
+            if seq != expected_seq:
+                errors.append(ChainError(number, _seq_problem(seq, expected_seq)))
+            if record["prev"] != expected_prev:
+                what = f"line {number - 1}" if number > 1 else "the empty string"
+                errors.append(ChainError(number, f"prev does not match the sha256 of {what}"))
+            expected_seq = seq + 1
+            if problem is None:
+                records.append((number, record))
+        else:
+            expected_seq += 1
+        expected_prev = hashes[number - 1]
+    return records, errors
+
+
+def parse_record(line: bytes, loads: Callable[[bytes], Any] = json.loads,
+                 ) -> tuple[dict[str, Any] | None, str | None]:
+    """The record on ``line`` and a problem, if any; the record is None when unusable. The
+    one statement of a record's shape."""
     try:
-        record = json.loads(line)
-    except ValueError as e:
+        record = loads(line)
+    except (ValueError, UnicodeDecodeError) as e:
         return None, f"bad JSON: {e}"
     if not isinstance(record, dict):
         return None, "not a JSON object"
@@ -269,6 +346,8 @@ def _parse_record(line: bytes) -> tuple[dict[str, Any] | None, str | None]:
         return None, f"seq {record['seq']!r} is not an integer"
     if not isinstance(record["type"], str) or not isinstance(record["data"], dict):
         return record, "type must be a string and data an object"
+    if not isinstance(record["prev"], str):
+        return record, "prev must be a string"
     return record, None
 
 
