@@ -10,9 +10,10 @@ import click
 
 from algoperf import distributed
 from algoperf.errors import UserError
+from algoperf.terminal import CommandGroup
 
 
-class _LazyGroup(click.Group):
+class _LazyGroup(CommandGroup):
     """Imports a command's module only when that command runs, so `algoperf score` never
     pays for JAX or PyTorch."""
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from algoperf.run_options import run_options
+from algoperf.terminal import CommandGroup
 
 FIND_LINKS = click.option(
     "--find-links", multiple=True, metavar="DIR-OR-URL",
@@ -18,7 +19,7 @@ def _echo(message: str) -> None:
     click.echo(message, err=True)
 
 
-@click.group()
+@click.group(cls=CommandGroup)
 def docker() -> None:
     """Build, check and run the pinned algoperf images (docs/containers.md)."""
 
@@ -122,7 +123,7 @@ def run(ctx: click.Context, image: str, memory: str | None, cpus: float | None,
     sys.exit(code)
 
 
-@click.group()
+@click.group(cls=CommandGroup)
 def env() -> None:
     """The image environments' lockfiles."""
 

@@ -48,7 +48,7 @@ def _echo(text: str) -> None:
     click.echo(text, err=True)
 
 
-@click.group("datasets")
+@click.group("datasets", cls=terminal.CommandGroup)
 def datasets() -> None:
     """Download, prepare and verify the benchmark's datasets."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +34,29 @@ def test_help_lists_the_commands():
     assert done.returncode == 0
     for command in ("run", "demo", "score", "workloads"):
         assert command in done.stdout
+
+
+@pytest.mark.parametrize("group", [(), ("sweep",), ("docker",), ("datasets",), ("keys",),
+                                   ("workloads",), ("env",)])
+def test_help_lists_every_command_with_its_first_sentence_whole(group):
+    """In a narrow terminal too: click would cut summaries mid-sentence with '...'."""
+    import click
+
+    from algoperf.cli import cli
+    from algoperf.terminal import summary
+
+    done = subprocess.run([sys.executable, "-m", "algoperf", *group, "--help"],
+                          capture_output=True, text=True, env={**os.environ, "COLUMNS": "60"})
+    assert done.returncode == 0, done.stderr
+    # Words joined again as the terminal wrapped them (at spaces and after hyphens).
+    listing = " ".join(done.stdout.split("Commands:")[1].split()).replace("- ", "-")
+    assert "..." not in listing
+    ctx = click.Context(cli)
+    command = cli
+    for name in group:
+        command = command.get_command(ctx, name)
+    for name in command.list_commands(ctx):
+        assert f"{name} {summary(command.get_command(ctx, name))}" in listing
 
 
 def test_workloads_lists_targets_and_budgets():

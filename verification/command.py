@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from algoperf.terminal import CommandGroup
 from algoperf.workloads import registry
 
 LOCKS_PACKAGE = "algoperf.containers"
@@ -129,7 +130,7 @@ def _submission_digest(submission: Path | None) -> str | None:
     return source_digest(path)
 
 
-@click.group("keys")
+@click.group("keys", cls=CommandGroup)
 def keys_group() -> None:
     """Signing keys for sealing and witnessing runs (Ed25519)."""
 

@@ -18,7 +18,7 @@ from algoperf import terminal
 from algoperf.workloads import registry
 
 
-@click.group(invoke_without_command=True)
+@click.group(cls=terminal.CommandGroup, invoke_without_command=True)
 @click.option("--rules", default=registry.DEFAULT_RULES, show_default=True,
               type=click.Choice(sorted(registry.RULES)))
 @click.option("--all", "show_all", is_flag=True, help="Include variants.")

@@ -29,7 +29,7 @@ STATE_STYLE = {state.DONE: "green", state.FAILED_SUBMISSION: "red",
                state.RUNNING: "cyan", state.PENDING: "dim"}
 
 
-@click.group("sweep")
+@click.group("sweep", cls=terminal.CommandGroup)
 def sweep() -> None:
     """Run the whole study grid (workloads x studies x trials), locally or on Slurm."""
 
