@@ -49,18 +49,19 @@ def contention_lines(results) -> list[str]:
 
 
 def hardware_lines(results) -> list[str]:
-    """What the trials' event logs say about the hardware: the reference check and throttling."""
+    """What the trials' event logs say about the hardware (the reference check and
+    throttling): one line for all trials when they agree, else one line per distinct finding
+    naming its trials."""
     from algoperf.hardware import throttle_summary
     from algoperf.logs.events import RESUME, RUN_START, read_events
 
-    lines = []
+    findings: dict[str, list[str]] = {}
     for r in results:
         path = r.trial_dir / "events.jsonl"
         if not path.exists():
             continue
         records = read_events(path)
         starts = [e["data"] for e in records if e["type"] in (RUN_START, RESUME)]
-        where = f"study {r.study} trial {r.trial}"
         if starts and starts[-1].get("fingerprint") is not None:
             start = starts[-1]
             if start.get("reference") is None:
@@ -69,9 +70,13 @@ def hardware_lines(results) -> list[str]:
                 status = f"matches {start['reference']}"
             else:
                 status = f"NOT CERTIFIABLE: differs from {start['reference']}"
-            lines.append(f"hardware, {where}: {status}; "
-                         f"{throttle_summary(records).text()}")
-    return lines
+            finding = f"{status}; {throttle_summary(records).text()}"
+            findings.setdefault(finding, []).append(f"study {r.study} trial {r.trial}")
+    if len(findings) == 1:
+        ((finding, where),) = findings.items()
+        which = where[0] if len(where) == 1 else f"all {len(where)} trials"
+        return [f"hardware, {which}: {finding}"]
+    return [f"hardware, {', '.join(where)}: {finding}" for finding, where in findings.items()]
 
 
 def drawn_seed_line(results) -> str | None:

@@ -186,3 +186,12 @@ def test_experiment_name_defaults_to_the_submission_folder_and_can_be_set(tmp_pa
     assert config(submission_path=BASELINE / "submission_jax.py").experiment_name == (
         "nadamw_self_tuning")
     assert config(experiment_name="mine").experiment_name == "mine"
+
+
+def test_trials_with_the_same_hardware_finding_share_one_summary_line(tmp_path):
+    done = algoperf(*external_args(tmp_path, "--num-tuning-trials", "2", "--max-global-steps",
+                                   "2"))
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith("hardware, ")]
+    assert lines == [lines[0]] and lines[0].startswith("hardware, all 2 trials: ")
+    assert "not certifiable" in lines[0]
