@@ -529,8 +529,9 @@ def test_fingerprint_command_prints_json_and_checks_profiles():
     assert data["digest"] == Fingerprint.from_json(data).digest()
     assert [g["name"] for g in data["gpus"]] == ["Tesla V100-SXM2-16GB"] * 8
     assert checked.exit_code == 1
+    assert checked.output.startswith("this machine does not match reference profile a100x4")
     assert "NV2" in checked.output  # the nvidia-smi style topology table
-    assert "gpu[0-7].name" in checked.output
+    assert checked.output.index("gpu[0-7].name") < checked.output.index("NV2")  # verdict first
 
 
 def test_fingerprint_command_without_driver_explains_and_passes_cpu_dev():

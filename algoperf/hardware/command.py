@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from algoperf import terminal
 from algoperf.hardware.fingerprint import GPU_FIELDS, IDENTITY, Fingerprint
 from algoperf.hardware.readings import Reading
 from algoperf.hardware.reference_profiles import compare_with, load_profile, profile_names
@@ -36,10 +37,10 @@ def fingerprint_command(as_json: bool, profile: str | None, show_profiles: bool)
                              "differences": [d.to_json() for d in check.differences]}
         click.echo(json.dumps(data, indent=1))
     else:
-        console = Console()
-        _print_fingerprint(console, fp)
-        if profile is not None:
+        if profile is not None:  # the verdict first, then what it was read from
             click.echo(check.report())
+            click.echo("")
+        _print_fingerprint(terminal.console(), fp)
     if profile is not None and not check.certifiable:
         sys.exit(1)
 
@@ -51,7 +52,7 @@ def _print_profiles() -> None:
     for name in profile_names():
         p = load_profile(name)
         table.add_row(name, p.rules or "any", p.description)
-    Console().print(table)
+    terminal.console().print(table)
 
 
 def _print_fingerprint(console: Console, fp: Fingerprint) -> None:
