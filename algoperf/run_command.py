@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 
 import click
@@ -118,7 +119,10 @@ def run(ctx: click.Context, **options) -> None:
         console.print(line, markup=False, highlight=False, soft_wrap=True)  # one line each
     if options.get("seed") is None and not config.resume and (line := drawn_seed_line(results)):
         console.print(line, highlight=False)
-    console.print(f"logs: {config.experiment_dir / config.experiment_name}")
+    # In `algoperf docker run`'s container, the host's path of the logs is the one to show.
+    host = os.environ.get("ALGOPERF_HOST_RUN_DIR")
+    console.print(f"logs: {host or config.experiment_dir / config.experiment_name}",
+                  highlight=False, soft_wrap=True)
     failed = [r for r in results if r.status != "completed"]
     if failed:
         for r in failed:

@@ -37,6 +37,8 @@ IMAGENET_V2 = "/data-imagenet-v2"
 SUBMISSION = "/submission"
 SEARCH_SPACE = "/inputs/tuning_search_space.json"
 EXPERIMENTS = "/experiments"
+# Tells `algoperf run` in the container where its logs are on the host, to print that path.
+HOST_RUN_DIR_ENV = "ALGOPERF_HOST_RUN_DIR"
 STOP_GRACE_SEC = 30
 
 
@@ -302,7 +304,8 @@ def docker_run(run_options: dict[str, Any], docker_options: DockerOptions, debug
         command=(("--debug",) if debug else ()) + ("run",) + plan.run_args,
         mounts=plan.mounts, user=f"{uid}:{gid}",
         environment={"ALGOPERF_IMAGE_ID": image.id, "ALGOPERF_LOCKFILE_SHA256": lockfile_sha,
-                     "ALGOPERF_SANDBOX": "1", **JOB_ENVIRONMENT},
+                     "ALGOPERF_SANDBOX": "1", HOST_RUN_DIR_ENV: str(plan.run_dir),
+                     **JOB_ENVIRONMENT},
         pids_limit=docker_options.pids_limit, shm_size=docker_options.shm_size,
         tmp_size=docker_options.tmp_size, memory=docker_options.memory,
         cpus=docker_options.cpus, gpu_uuids=gpu_uuids(docker_options.gpus, image),
@@ -312,6 +315,8 @@ def docker_run(run_options: dict[str, Any], docker_options: DockerOptions, debug
     try:
         with sigterm_as_interrupt(), _signing(docker_options, plan, config, image,
                                               lockfile_sha, echo):
+            echo(f"logs on the host: {plan.run_dir} (in the container: {EXPERIMENTS}/"
+                 f"{config.experiment_name})")
             container, stream = start(client, sandbox)
             code = stream_until_exit(container, stream)
         echo(f"logs on the host: {plan.run_dir}")

@@ -115,6 +115,12 @@ def test_digits_runs_end_to_end_in_the_sandbox_and_scores(cpu_image, tmp_path):
                         str(NADAMW / "tuning_search_space.json"), "--num-tuning-trials", "1",
                         "--max-global-steps", "300")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    host = tmp_path / "runs" / "nadamw"
+    out = result.stdout + result.stderr
+    # Host paths first; the container's own path only as a note beside the host's.
+    assert out.index(f"logs on the host: {host} (in the container: /experiments/nadamw)") \
+        < out.index(f"logs: {host}\n")
+    assert out.count("/experiments") == 1
     trial = tmp_path / "runs" / "nadamw" / "study_0" / "digits_pytorch" / "trial_1"
     start = next(r for r in read_events(trial / "events.jsonl") if r["type"] == "run_start")
     assert start["data"]["image_digest"] == cpu_image.id
