@@ -14,10 +14,11 @@ from hypothesis import given, settings
 
 from algoperf.cli import cli
 from algoperf.errors import UserError
-from algoperf.scoring import score
+from algoperf.scoring import render, score
 from algoperf.scoring.csvlog import parse_eval_measurements
 from algoperf.scoring.discover import verification_dir
 from algoperf.scoring.events import read_run_events
+from algoperf.scoring.formats import format_time
 from algoperf.workloads.registry import WORKLOADS
 
 HEADER = "accumulated_submission_time,global_step,preemption_count,score,test/{m},validation/{m}"
@@ -371,3 +372,18 @@ def test_cli_bad_input_is_one_line_without_traceback(tmp_path):
         result = CliRunner().invoke(cli_module.cli, args)
         assert isinstance(result.exception, UserError), args
         assert "\n" not in str(result.exception)
+
+
+def test_a_large_leaderboard_renders_every_time_whole_at_any_width(tmp_path):
+    """17 submissions (v0.5's leaderboard had 18): rich would squeeze the time columns to
+    nothing; the table is cut into parts that fit instead."""
+    for k in range(17):
+        write_submission(tmp_path, f"submission_number_{k:02d}", seconds_per_eval=10.0 + k)
+    report = score([tmp_path], bootstrap_replicates=0)
+    text = render(report, "table", width=100)
+    assert all(len(line) <= 100 for line in text.splitlines() if "│" in line)  # table rows
+    assert "…" not in text
+    for k in range(17):
+        sub = report.submission(f"submission_number_{k:02d}")
+        assert f"submission_number_{k:02d}" in text
+        assert format_time(sub, "digits") in text

@@ -114,12 +114,17 @@ def render_table(report: Report, console) -> None:
         board.add_row(*row)
     console.print(board)
     header, rows = time_table(report)
-    times = Table(title="Time to validation target (s), median over studies of the best trial")
-    for k, name in enumerate(header):
-        times.add_column(name, justify="left" if k < 2 else "right", no_wrap=k >= 2)
-    for row in rows:
-        times.add_row(*row)
-    console.print(times)
+    heading = "Time to validation target (s), median over studies of the best trial"
+    groups = _fitting_groups(header, rows, console.width)
+    for start, stop in groups:
+        part = "" if len(groups) == 1 else (f" (submissions {start - 1}-{stop - 2} of "
+                                             f"{len(header) - 2})")
+        times = Table(title=heading + part)
+        for k in (0, 1, *range(start, stop)):
+            times.add_column(header[k], justify="left" if k < 2 else "right", no_wrap=k >= 2)
+        for row in rows:
+            times.add_row(*(row[k] for k in (0, 1, *range(start, stop))))
+        console.print(times)
     if report.warnings:
         console.print(f"[yellow]{len(report.warnings)} warnings[/yellow]")
         for warning in report.warnings[:MAX_WARNINGS_SHOWN]:
@@ -128,6 +133,25 @@ def render_table(report: Report, console) -> None:
         if len(report.warnings) > MAX_WARNINGS_SHOWN:
             console.print(f"  ... and {len(report.warnings) - MAX_WARNINGS_SHOWN} more "
                           "(all in --format json or --out)", highlight=False)
+
+
+def _fitting_groups(header: list[str], rows: list[list[str]],
+                    width: int) -> list[tuple[int, int]]:
+    """The submission columns (index 2 on) cut into consecutive ranges, each of which fits in
+    ``width`` beside the workload and target columns: rich would otherwise shrink columns of
+    a large leaderboard to nothing."""
+    def need(k: int) -> int:
+        return max([len(header[k]), *(len(row[k]) for row in rows)]) + 3  # padding, border
+
+    fixed = need(0) + need(1) + 1
+    groups, start, used = [], 2, fixed
+    for k in range(2, len(header)):
+        if used + need(k) > width and k > start:
+            groups.append((start, k))
+            start, used = k, fixed
+        used += need(k)
+    groups.append((start, len(header)))
+    return groups
 
 
 def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
