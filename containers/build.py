@@ -16,8 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -77,37 +79,95 @@ def _digest(parts: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
+HEARTBEAT_SEC = 30.0  # a step that runs longer says so this often
+_STEP_IMAGE = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
+
+
 def stream_build(client: docker.DockerClient, context: Path, echo: Callable[[str], None],
                  **kwargs) -> Image:
-    """Runs the legacy builder on ``context``, echoing each step with its duration; returns
-    the image or raises one line naming the failed step."""
-    step, started, image_id, tail = "", time.monotonic(), None, []
+    """Runs the legacy builder on ``context``, echoing each step as it starts and ends (with
+    its duration, and every `HEARTBEAT_SEC` while it runs); returns the image or raises one
+    line naming the failed step. The untagged images of the earlier stages of a multi-stage
+    build are removed afterwards (`_remove_stage_images`), so no build leaves gigabytes of
+    ``<none>`` images behind."""
+    step, started, image_id, tail, produced = "", time.monotonic(), None, [], []
     t0 = started
-    for chunk in client.api.build(path=str(context), rm=True, forcerm=True, decode=True,
-                                  network_mode="none", **kwargs):
-        if "error" in chunk:
-            detail = " | ".join(line for line in tail[-2:] if line)[:300]
-            where = step[:60] + ("..." if len(step) > 60 else "") if step else "the start"
-            error = chunk["error"].strip().splitlines()[-1][-200:]
-            raise UserError(f"image build failed at {where}: {error}"
-                            + (f" (last output: {detail})" if detail else ""))
-        text = chunk.get("stream", "")
-        if text.startswith("Step "):
-            now = time.monotonic()
-            if step:
-                echo(f"  {step[:90]}  [{now - started:.1f}s]")
-            step, started, tail = text.strip(), now, []
-        elif text.strip():
-            tail.append(text.strip()[:200])
-        if "aux" in chunk and "ID" in chunk["aux"]:
-            image_id = chunk["aux"]["ID"]
+    beat = _Heartbeat(echo)
+    try:
+        for chunk in client.api.build(path=str(context), rm=True, forcerm=True, decode=True,
+                                      network_mode="none", **kwargs):
+            if "error" in chunk:
+                detail = " | ".join(line for line in tail[-2:] if line)[:300]
+                where = step[:60] + ("..." if len(step) > 60 else "") if step else "the start"
+                error = chunk["error"].strip().splitlines()[-1][-200:]
+                raise UserError(f"image build failed at {where}: {error}"
+                                + (f" (last output: {detail})" if detail else ""))
+            text = chunk.get("stream", "")
+            if text.startswith("Step "):
+                now = time.monotonic()
+                if step:
+                    echo(f"  {step[:90]}  [{now - started:.1f}s]")
+                step, started, tail = text.strip(), now, []
+                beat.step(step)
+            elif found := _STEP_IMAGE.match(text.rstrip("\n")):
+                produced.append(found.group(1))
+            elif text.strip():
+                tail.append(text.strip()[:200])
+            if "aux" in chunk and "ID" in chunk["aux"]:
+                image_id = chunk["aux"]["ID"]
+    finally:
+        beat.stop()
     if step:
         echo(f"  {step[:90]}  [{time.monotonic() - started:.1f}s]")
     if image_id is None:
         raise UserError("the engine finished the build without an image id; see `docker "
                         "images` and rerun with --no-cache")
-    echo(f"built in {time.monotonic() - t0:.1f}s")
+    removed = _remove_stage_images(client, produced)
+    echo(f"built in {time.monotonic() - t0:.1f}s"
+         + (f" (removed {removed} untagged stage image(s))" if removed else ""))
     return client.images.get(image_id)
+
+
+class _Heartbeat:
+    """Says which step is still running, every `HEARTBEAT_SEC`, from a daemon thread."""
+
+    def __init__(self, echo: Callable[[str], None]) -> None:
+        self._echo, self._step, self._since = echo, "", time.monotonic()
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._run, daemon=True, name="build-heartbeat").start()
+
+    def step(self, step: str) -> None:
+        with self._lock:
+            self._step, self._since = step, time.monotonic()
+        self._echo(f"  {step[:90]}  ...")
+
+    def stop(self) -> None:
+        self._done.set()
+
+    def _run(self) -> None:
+        while not self._done.wait(HEARTBEAT_SEC):
+            with self._lock:
+                step, since = self._step, self._since
+            if step and time.monotonic() - since >= HEARTBEAT_SEC:
+                self._echo(f"  still at {step[:70]}  [{time.monotonic() - since:.0f}s]")
+
+
+def _remove_stage_images(client: docker.DockerClient, produced: list[str]) -> int:
+    """Removes the untagged, childless images among a build's step images (the ends of its
+    earlier stages, with their untagged parents); the final image's ancestors have children
+    and stay. Returns how many were removed."""
+    removed = 0
+    for image_id in reversed(produced):
+        try:
+            image = client.images.get(image_id)
+            if image.tags:
+                continue
+            client.images.remove(image.id)
+            removed += 1
+        except docker.errors.APIError:  # in use: an ancestor of the result, or gone
+            continue
+    return removed
 
 
 def build_image(client: docker.DockerClient, variant: Variant, base_image: str | None = None,

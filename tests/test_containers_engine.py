@@ -62,6 +62,26 @@ def test_base_image_has_python_311_and_recipe_label(client, base_image):
     assert base_image.labels["org.algoperf.base-recipe"]
 
 
+def test_a_multi_stage_build_leaves_no_untagged_stage_image_and_reports_each_step(
+        client, base_image, tmp_path):
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {base_image.id} AS first\nRUN echo stage-one > /one\n"
+        f"FROM first AS second\nRUN echo stage-two > /two\n"
+        f"FROM {base_image.id}\nCOPY --from=second /two /two\n")
+    dangling = {i.id for i in client.images.list(filters={"dangling": True})}
+    said: list[str] = []
+    image = build.stream_build(client, tmp_path, said.append, tag="algoperf-test:stages",
+                               nocache=True)
+    try:
+        assert {i.id for i in client.images.list(filters={"dangling": True})} <= dangling
+        assert image.tags == ["algoperf-test:stages"]
+        started = [line for line in said if line.endswith("  ...")]  # each step as it starts
+        assert len(started) == 6 and started[0].startswith("  Step 1/6 : FROM")
+        assert "untagged stage image" in said[-1]
+    finally:
+        client.images.remove(image.id, force=True)
+
+
 def test_image_is_labelled_with_lockfile_revision_and_variant(cpu_image):
     labels = cpu_image.labels
     lock = variants.get_variant("cpu").lockfile
