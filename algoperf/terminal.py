@@ -14,9 +14,11 @@ PIPE_WIDTH = 160
 
 
 def console(stderr: bool = False) -> Console:
+    """The Console of a command. Off a terminal, tables get `PIPE_WIDTH` columns and text is
+    never wrapped (soft wrap), so a long path stays on one line for the reader and for grep."""
     c = Console(stderr=stderr)
     if not c.is_terminal:
-        c = Console(stderr=stderr, width=PIPE_WIDTH)
+        c = Console(stderr=stderr, width=PIPE_WIDTH, soft_wrap=True)
     return c
 
 

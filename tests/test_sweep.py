@@ -386,3 +386,11 @@ def test_plan_defaults_to_the_implemented_workloads_of_the_rules_grid(tmp_path):
     else:
         assert_one_line_error(done, "pass --workloads from those that are: ")
         assert "digits" in done.stderr and not (tmp_path / "nadamw").exists()
+
+
+def test_piped_output_never_wraps_a_long_path(tmp_path):
+    out = tmp_path / ("a_folder_name_long_enough_to_pass_the_pipe_width_" * 4) / "nadamw"
+    done = algoperf("sweep", "plan", "--submission", str(NADAMW), "--workloads", "digits",
+                    "--num-studies", "1", "--trials", "1", "--seed", "0", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert f"plan: {out / 'plan.json'}\n" in done.stdout
