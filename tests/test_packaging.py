@@ -52,3 +52,17 @@ def test_no_tracked_file_refers_to_files_outside_the_repository():
         if "../shared" in text or "/work/shared" in text:
             outside.append(path)
     assert not outside, f"these files refer to ../shared outside the repository: {outside}"
+
+
+def _code_block(text: str, after: str) -> list[str]:
+    return text.split(after, 1)[1].split("```\n", 2)[1].splitlines()
+
+
+def test_the_readme_layout_is_the_architecture_docs_top_level_in_its_words():
+    readme = _code_block((ROOT / "README.md").read_text(), "## Layout")
+    tree = _code_block((ROOT / "docs" / "architecture.md").read_text(), "# Architecture")
+    assert all(line in tree for line in readme), set(readme) - set(tree)
+    top_level = [line for line in tree if line and not line.startswith(" ")]
+    assert [line for line in readme if not line.startswith(" ")] == top_level
+    folders = {line.split("/")[0] for line in top_level}
+    assert all((ROOT / folder).is_dir() for folder in folders)
