@@ -1,0 +1,211 @@
+"""ogbg and fastmri step time: one training step of ours against AlgoPerf's own workload code.
+
+``workload_step_time.py``'s method and workers (AlgoPerf's NAdamW baseline loaded unmodified on
+both sides, each side in its own interpreter, interleaved blocks of steps, median per step;
+see its docstring) on the two workloads whose batches are not images and labels. The batch is
+built once by our numpy pipeline from synthetic data of the real format and shapes -- ogbg:
+``--batch-size`` molecule-like graphs, dynamically batched with AlgoPerf's budgets; fastmri:
+``--mri-batch-size`` slices of 640 x 368 k-space reconstructed to 320 x 320 -- saved to a file
+and converted by each side as its own input queue converts its batches: AlgoPerf's JAX ogbg
+queue yields a ``jraph.GraphsTuple`` of numpy arrays placed with the batch-dim sharding, its
+PyTorch one a ``GraphsTuple`` of tensors and boolean weights; fastmri's are dicts of arrays
+or tensors. Ours: the workload's ``_to_framework_batch``.
+
+Sides as ``workload_step_time.py`` prepares them (AlgoPerf's side venv needs jraph, which
+its pyproject lists; ours with AlgoPerf's pins additionally needs jraph and h5py):
+
+    python benchmarks/ogbg_fastmri_step_time.py --algoperf-repo /tmp/algoperf-src \\
+        --algoperf-python /tmp/algoperf-side-venv/bin/python
+
+Last line: ``step_time worst=<ratio>`` (ours / AlgoPerf, target <= 1.0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+_spec = importlib.util.spec_from_file_location("workload_step_time",
+                                               HERE / "workload_step_time.py")
+wst = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(wst)
+
+# Both sides read the saved batch instead of the shared loop's random images and labels.
+wst.STEP_LOOP = wst.STEP_LOOP.replace(
+    'batch = side["to_framework"](fixed_batch(cfg))',
+    'batch = side["to_framework"](saved_batch(cfg))')
+LOAD_BATCH = r"""
+def saved_batch(cfg):
+    with np.load(cfg["batch_file"]) as arrays:
+        return {key: arrays[key] for key in arrays.files}
+"""
+
+# AlgoPerf's conversions of a saved batch, after its side is set up as the shared driver does.
+ALGOPERF_CONVERSION = r"""
+_shared_setup = side_setup
+
+def side_setup(cfg):
+    import numpy as np
+    side = _shared_setup(cfg)
+    fields = ("nodes", "edges", "receivers", "senders", "n_node", "n_edge")
+    if cfg["framework"] == "jax":
+        import jax, jraph
+        from algoperf import jax_sharding_utils
+        sharding = jax_sharding_utils.get_batch_dim_sharding()
+
+        def to_framework(b):
+            if cfg["workload"] == "ogbg":
+                graph = jraph.GraphsTuple(globals={}, **{f: b[f] for f in fields})
+                b = {"inputs": graph, "targets": b["targets"], "weights": b["weights"]}
+            return jax.device_put(b, sharding)
+    else:
+        import torch
+        from jraph import GraphsTuple
+        from algoperf.pytorch_utils import pytorch_setup
+        device = pytorch_setup()[2]
+
+        def to_framework(b):
+            if cfg["workload"] == "ogbg":
+                graph = GraphsTuple(globals={}, **{
+                    f: torch.as_tensor(b[f].astype(np.int64) if b[f].dtype.kind == "i"
+                                       else b[f], device=device) for f in fields})
+                return {"inputs": graph, "targets": torch.as_tensor(b["targets"], device=device),
+                        "weights": torch.as_tensor(b["weights"], dtype=torch.bool,
+                                                   device=device)}
+            return {k: torch.as_tensor(v, device=device) for k, v in b.items()}
+    side["to_framework"] = to_framework
+    return side
+"""
+
+OUR_CONVERSION = r"""
+_shared_setup = side_setup
+
+def side_setup(cfg):
+    side = _shared_setup(cfg)
+    if cfg["workload"] == "ogbg":
+        from algoperf.workloads.ogbg.input_pipeline import GraphsTuple
+        fields = ("nodes", "edges", "receivers", "senders", "n_node", "n_edge")
+
+        def to_framework(b):
+            graph = GraphsTuple(globals={}, **{f: b[f] for f in fields})
+            return side["workload"]._to_framework_batch(
+                {"inputs": graph, "targets": b["targets"], "weights": b["weights"]})
+
+        side["to_framework"] = to_framework
+    return side
+"""
+
+
+def write_batches(directory: Path, graphs: int, slices: int, seed: int) -> dict[str, Path]:
+    """One ogbg and one fastmri batch of our pipeline, as flat arrays in ``.npz`` files."""
+    from algoperf.datasets import fastmri as fastmri_data
+    from algoperf.datasets import ogbg as ogbg_data
+    from algoperf.workloads.fastmri import input_pipeline as mri
+    from algoperf.workloads.ogbg import input_pipeline as graph_pipeline
+
+    molecules = ogbg_data.synthetic_graphs(4 * graphs, seed)
+    batch = next(graph_pipeline.batches(molecules, range(len(molecules)), graphs))
+    graph = batch["inputs"]
+    flat = {f: getattr(graph, f) for f in ("nodes", "edges", "receivers", "senders",
+                                           "n_node", "n_edge")}
+    np.savez(directory / "ogbg.npz", targets=batch["targets"], weights=batch["weights"], **flat)
+    kspace, targets, volume_max = fastmri_data.synthetic_volume(slices, (640, 368), (320, 320),
+                                                                seed)
+    examples = [mri.process_slice(kspace[i], targets[i], volume_max,
+                                  np.random.default_rng([seed, i])) for i in range(slices)]
+    arrays = {key: np.stack([e[key] for e in examples]) for key in examples[0]}
+    np.savez(directory / "fastmri.npz", weights=np.ones(slices, np.float32), **arrays)
+    return {"ogbg": directory / "ogbg.npz", "fastmri": directory / "fastmri.npz"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--algoperf-repo", type=Path, default=os.environ.get("ALGOPERF_REPO"))
+    parser.add_argument("--algoperf-python", default=os.environ.get("ALGOPERF_PYTHON"))
+    parser.add_argument("--ours-python", default=os.environ.get("ALGOPERF_OURS_PYTHON"),
+                        help="interpreter with AlgoPerf's pins and this project (optional)")
+    parser.add_argument("--submission-dir", default="algorithms/baselines/external_tuning")
+    parser.add_argument("--workloads", default="ogbg,fastmri")
+    parser.add_argument("--frameworks", default="jax,pytorch")
+    parser.add_argument("--batch-size", type=int, default=32, help="ogbg graphs per batch")
+    parser.add_argument("--mri-batch-size", type=int, default=2, help="fastmri slices")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--block-seconds", type=float, default=1.0)
+    parser.add_argument("--torch-threads", type=int, default=1)
+    parser.add_argument("--xla-flags", default=os.environ.get("XLA_FLAGS", ""))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if not args.algoperf_repo or not args.algoperf_python:
+        sys.exit("pass --algoperf-repo and --algoperf-python; see workload_step_time.py")
+    args.algoperf_repo = args.algoperf_repo.resolve()
+    space = json.loads((args.algoperf_repo / args.submission_dir
+                        / "tuning_search_space.json").read_text())
+    hyperparameters = space[0] if isinstance(space, list) else {
+        k: v["feasible_points"][0] for k, v in space.items()}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "LOCAL_RANK")}
+    env.update(XLA_FLAGS=args.xla_flags, TF_CPP_MIN_LOG_LEVEL="2", JAX_PLATFORMS="cpu")
+    ratios, lines = {}, []
+    with tempfile.TemporaryDirectory(prefix="step-time-") as tmp:
+        files = write_batches(Path(tmp), args.batch_size, args.mri_batch_size, args.seed)
+        sides = {"AlgoPerf": (args.algoperf_python,
+                              wst.ALGOPERF_DRIVER + ALGOPERF_CONVERSION + LOAD_BATCH,
+                              args.algoperf_repo)}
+        if args.ours_python:
+            sides["ours"] = (args.ours_python, wst.OUR_DRIVER + OUR_CONVERSION + LOAD_BATCH,
+                             Path(tmp))
+        sides["ours .venv"] = (sys.executable, wst.OUR_DRIVER + OUR_CONVERSION + LOAD_BATCH,
+                               Path(tmp))
+        headline = "ours" if args.ours_python else "ours .venv"
+        for workload in args.workloads.split(","):
+            for framework in args.frameworks.split(","):
+                cfg = {"repo": str(args.algoperf_repo), "seed": args.seed,
+                       "warmup": args.warmup, "torch_threads": args.torch_threads,
+                       "global_step": wst.GLOBAL_STEP, "hyperparameters": hyperparameters,
+                       "workload": workload, "framework": framework,
+                       "batch_file": str(files[workload]),
+                       "submission": str(args.algoperf_repo / args.submission_dir
+                                         / f"{framework}_nadamw_full_budget.py")}
+                workers = {}
+                try:
+                    for label, (python, driver, cwd) in sides.items():
+                        workers[label] = wst.Worker(f"{label} {workload}/{framework}", python,
+                                                    driver, cfg, cwd, env)
+                    ready = workers["AlgoPerf"].ready
+                    per_step = statistics.median(ready["warmup_s"] or [ready["first_step_s"]])
+                    steps = max(1, round(args.block_seconds / per_step))
+                    times = {label: [] for label in workers}
+                    labels = list(workers)
+                    for r in range(args.repeats):
+                        for label in labels[r % len(labels):] + labels[:r % len(labels)]:
+                            times[label].append(workers[label].step_time(steps))
+                finally:
+                    for worker in workers.values():
+                        worker.close()
+                median = {k: statistics.median(v) for k, v in times.items()}
+                for label in workers:
+                    lines.append(f"{workload}/{framework:<8} {label:<11} "
+                                 f"{median[label] * 1e3:9.2f} ms  "
+                                 f"{median[label] / median['AlgoPerf']:.3f} x AlgoPerf  "
+                                 f"({wst.fmt_versions(workers[label].ready)})")
+                ratios[f"{workload}/{framework}"] = median[headline] / median["AlgoPerf"]
+    print(f"ogbg batch {args.batch_size} graphs, fastmri batch {args.mri_batch_size} slices, "
+          f"AlgoPerf's NAdamW baseline, torch threads {args.torch_threads}, "
+          f"{args.repeats} interleaved blocks per side")
+    print("\n".join(lines))
+    for pair, ratio in ratios.items():
+        print(f"step_time {pair}={ratio:.3f}")
+    print(f"step_time worst={max(ratios.values()):.3f}")
+
+
+if __name__ == "__main__":
+    main()

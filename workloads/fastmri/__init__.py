@@ -1,0 +1,1 @@
+"""fastmri: a U-Net reconstructing knee MRI slices (AlgoPerf's ``fastmri`` and its variants)."""

@@ -1,0 +1,1 @@
+"""The ogbg workload in PyTorch."""
