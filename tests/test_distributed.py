@@ -200,7 +200,7 @@ def wrapped_baseline(folder: Path, framework: str, body: str) -> Path:
     return path
 
 
-# Every 5th step outlasts digits' 0.25 s eval period, the others are far shorter: evals fall on
+# Every 5th step outlasts digits' 0.1 s eval period, the others are far shorter: evals fall on
 # the same steps (1, 6, 11, 16, 21 and the last) however fast the machine is.
 PACED = """
 def update_params(**kwargs):

@@ -35,6 +35,8 @@ _BATCH_SIZES = {
     "wmt": 128,
     "mnist": 16,
     "digits": 64,
+    "mnist1d": 128,
+    "charlm": 32,
 }
 
 

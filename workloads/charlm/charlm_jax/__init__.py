@@ -1,0 +1,1 @@
+"""The charlm workload in JAX."""

@@ -1,0 +1,1 @@
+"""The mnist1d workload in PyTorch."""
