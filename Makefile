@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e '.[jax,pytorch,dev,gcs]'
 	touch $@
 
-.PHONY: install demo test
+.PHONY: install demo test test-full-models
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
@@ -19,4 +19,8 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not full_models"
+
+# The full-size workloads' model tests (conformance, parity): hours on 2 CPU cores.
+test-full-models: $(VENV)/.installed
+	$(PY) -m pytest -m full_models

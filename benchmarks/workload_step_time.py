@@ -56,6 +56,7 @@ side's versions are printed.
 Prepare AlgoPerf's side once (torch pinned to its CPU build: an unpinned torch pulls CUDA):
 
     git clone https://github.com/mlcommons/algorithmic-efficiency /tmp/algoperf-src
+    echo 'version = "0.6.0"' > /tmp/algoperf-src/algoperf/_version.py  # setuptools-scm's
     python3 -m venv /tmp/algoperf-side-venv
     /tmp/algoperf-side-venv/bin/pip install jax==0.7.0 jaxlib==0.7.0 flax==0.10.7 \\
         optax==0.2.2 chex absl-py numpy tensorflow-cpu tensorflow-datasets \\
@@ -100,6 +101,8 @@ GLOBAL_STEP = 101
 BATCH_SPECS = {
     "mnist": {"input_shape": (28, 28, 1), "num_classes": 10},
     "cifar": {"input_shape": (32, 32, 3), "num_classes": 10},
+    "imagenet_resnet": {"input_shape": (224, 224, 3), "num_classes": 1000},
+    "imagenet_vit": {"input_shape": (224, 224, 3), "num_classes": 1000},
 }
 
 # The step loop both workers run once their side has defined ``side_setup(cfg)``, which

@@ -20,6 +20,34 @@ ROOT = Path(__file__).resolve().parent.parent
 ALGOPERF_LOGS = ROOT / "tests" / "data" / "algoperf-logs"
 
 
+# The model tests of AlgoPerf's full-size workloads (the conformance tests that build the model,
+# JAX-vs-PyTorch parity, `algoperf workloads check`, tests/test_imagenet_models.py) take several
+# times CI's 45-minute budget
+# on 2 CPU cores, XLA's compiles most of it. They form the `full_models` tier, which `make
+# test-full-models` runs and `make test` (CI) leaves out; the dev workloads' model tests, every
+# row's shape-only parameter count and its API checks stay in CI.
+FULL_MODEL_FILES = ("test_workload_conformance.py", "test_parity.py", "test_workloads_check.py")
+BUILD_EVERY_MODEL = ("test_parity.py", "test_workloads_check.py")  # else: the ones using `zoo`
+FULL_MODEL_MODULES = ("test_imagenet_models.py",)
+
+
+def _full_size_row(name: object) -> bool:
+    from algoperf.workloads import registry
+
+    return isinstance(name, str) and name in registry.WORKLOADS \
+        and not registry.WORKLOADS[name].dev
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.path.name
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        builds_model = "zoo" in item.fixturenames or module in BUILD_EVERY_MODEL
+        if module in FULL_MODEL_MODULES or (
+                module in FULL_MODEL_FILES and builds_model and _full_size_row(params.get("name"))):
+            item.add_marker(pytest.mark.full_models)
+
+
 def _engine_unavailable(reason: str):
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI=true needs a Docker engine: {reason}")

@@ -1,0 +1,1 @@
+"""ImageNet ResNet-50 (AlgoPerf's imagenet_resnet) and its variants."""

@@ -1,0 +1,1 @@
+"""The ImageNet ResNet-50 workload in JAX."""

@@ -1,0 +1,1 @@
+"""ImageNet ViT-S/16 (AlgoPerf's imagenet_vit) and its variants."""

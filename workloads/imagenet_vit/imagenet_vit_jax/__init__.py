@@ -1,0 +1,1 @@
+"""The ImageNet ViT workload in JAX."""
