@@ -87,7 +87,7 @@ def _norm_type(name: str, kind: str, scale: ParameterType, bias: ParameterType) 
 def _pytorch_attention_type(name: str) -> spec.ParameterType:
     rules = (
         (("bias",), ParameterType.ATTENTION_BIAS),
-        (("in_proj",), ParameterType.ATTENTION_QKV),
+        (("in_proj", "qkv"), ParameterType.ATTENTION_QKV),  # qkv: finewebedu_lm's w_qkv
         (("kv_proj",), ParameterType.ATTENTION_KV),
         (("k_proj", "key"), ParameterType.ATTENTION_K),
         (("q_proj", "query"), ParameterType.ATTENTION_Q),

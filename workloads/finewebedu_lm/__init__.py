@@ -1,0 +1,1 @@
+"""finewebedu_lm: a decoder-only Transformer on FineWeb-Edu (AlgoPerf's ``finewebedu_lm``)."""

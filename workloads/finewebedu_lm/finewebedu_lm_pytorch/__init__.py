@@ -1,0 +1,1 @@
+"""finewebedu_lm in PyTorch."""

@@ -1,0 +1,1 @@
+"""wmt: German-to-English translation (AlgoPerf's ``wmt`` and its variants)."""
