@@ -68,12 +68,13 @@ def data_dirs(tmp_path_factory):
 
 @functools.cache
 def jax_init(name: str):
-    """The row's JAX workload, parameters and model state, initialised once per session."""
-    return parity.init_jax(name, SEED)
+    """The row's JAX workload, parameters and model state, initialised once per session, with
+    the workload's reduced inputs where it has them (``common.registered``)."""
+    return parity.init_jax(name, SEED, reduced=True)
 
 
 def build(name: str, data_dirs, num_batches: int):
-    pair = parity.Pair.build(name, SEED, jax_init=jax_init(name))
+    pair = parity.Pair.build(name, SEED, jax_init=jax_init(name), reduced=True)
     return pair, pair.batches(data_dirs(name), BATCH_SIZE, num_batches)
 
 
@@ -92,7 +93,12 @@ def test_output_parity_in_eval_and_train_mode(name, data_dirs):
 @pytest.mark.parametrize("name", NAMES)
 def test_training_parity_of_plain_sgd(name, data_dirs):
     pair, batches = build(name, data_dirs, STEPS)
-    result = parity.training_parity(pair, batches, LEARNING_RATE)
+    unresolved = parity.unresolved_training_difference(name)
+    if unresolved:  # must still fail: a fix turns this into a failure, to be recorded
+        with pytest.raises(parity.ParityError):
+            parity.training_parity(pair, batches, parity.learning_rate(name, LEARNING_RATE))
+        pytest.xfail(unresolved)
+    result = parity.training_parity(pair, batches, parity.learning_rate(name, LEARNING_RATE))
     print(result, result.curves, result.movement, sep="\n")
     assert len(result.curves["jax"]) == len(result.curves["pytorch"]) == STEPS
     assert {"train_loss", "params"} <= set(result.differences)

@@ -43,7 +43,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import importlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import ModuleType
 from typing import Any, NamedTuple
 
@@ -200,10 +200,12 @@ def tolerances(name: str, definition: ModuleType | None = None) -> dict[str, Tol
     A key is a quantity of DEFAULT_TOLERANCES, or ``'<quantity>:<suffix>'`` for the tensors of
     a state-dict quantity (``params``, ``model_state``, ``final_model_state``) whose PyTorch
     name ends in ``.<suffix>``: ``'model_state:running_var'``. Those tensors are then compared
-    (and reported) as a quantity of their own.
+    (and reported) as a quantity of their own. ``ROW_TOLERANCES`` (``{row: {key:
+    Tolerance}}``) overrides them again for one registry row (a variant that needs its own).
     """
     definition = definition or load_definition(name)
-    overrides = getattr(definition, "TOLERANCES", {})
+    overrides = {**getattr(definition, "TOLERANCES", {}),
+                 **getattr(definition, "ROW_TOLERANCES", {}).get(name, {})}
     unknown = sorted(key for key in overrides if key not in DEFAULT_TOLERANCES and (
         key.partition(":")[0] not in STATE_DICT_QUANTITIES or not key.partition(":")[2]))
     if unknown:
@@ -215,6 +217,23 @@ def tolerances(name: str, definition: ModuleType | None = None) -> dict[str, Tol
     for quantity, value in overrides.items():
         merged[quantity] = Tolerance(*value)
     return merged
+
+
+def learning_rate(name: str, default: float, definition: ModuleType | None = None) -> float:
+    """The training-parity learning rate of row ``name``: ``default``, unless the definition's
+    ``LEARNING_RATES`` (``{row: rate}``) names one (a model plain SGD at ``default`` makes
+    diverge, where no two float32 runs stay close)."""
+    definition = definition or load_definition(name)
+    return float(getattr(definition, "LEARNING_RATES", {}).get(name, default))
+
+
+def unresolved_training_difference(name: str, definition: ModuleType | None = None
+                                   ) -> str | None:
+    """Why row ``name``'s training parity is known to fail, from the definition's
+    ``UNRESOLVED_TRAINING_DIFFERENCES`` (``{row: reason}``); None for every row that must
+    pass. The parity tests then require the failure, so a fix is noticed."""
+    definition = definition or load_definition(name)
+    return getattr(definition, "UNRESOLVED_TRAINING_DIFFERENCES", {}).get(name)
 
 
 def _numpy_tree(tree: Any) -> Any:
@@ -407,9 +426,21 @@ def _jax_key(rng: Any) -> Any:
     return jnp.asarray(np.asarray(rng).astype(np.uint32))
 
 
-def init_jax(name: str, seed: int = 0) -> tuple[spec.Workload, Any, Any]:
-    """The JAX workload of ``name`` and its ``init_model_fn`` parameters and model state."""
-    workload = registry.import_workload(name, "jax")
+def build_workload(name: str, framework: str, reduced: bool = False) -> spec.Workload:
+    """Row ``name``'s ``framework`` workload; with ``reduced``, built with its
+    ``reduced_settings`` (smaller inputs, same parameters: ``common.registered``)."""
+    if reduced:
+        from algoperf.workloads.common.registered import import_reduced
+
+        return import_reduced(name, framework)
+    return registry.import_workload(name, framework)
+
+
+def init_jax(name: str, seed: int = 0, reduced: bool = False
+             ) -> tuple[spec.Workload, Any, Any]:
+    """The JAX workload of ``name`` (``reduced``: see ``build_workload``) and its
+    ``init_model_fn`` parameters and model state."""
+    workload = build_workload(name, "jax", reduced)
     params, model_state = workload.init_model_fn(_jax_key(trial_rngs(seed)[2]))
     return workload, params, model_state
 
@@ -432,13 +463,15 @@ class Pair:
 
     @classmethod
     def build(cls, name: str, seed: int = 0,
-              jax_init: tuple[spec.Workload, Any, Any] | None = None) -> Pair:
+              jax_init: tuple[spec.Workload, Any, Any] | None = None,
+              reduced: bool = False) -> Pair:
         """Initialises both models from the trial ``seed``'s model key (``jax_init``: an
-        ``init_jax(name, seed)`` result to reuse) and loads the transfer of the JAX weights
-        into the PyTorch one."""
+        ``init_jax(name, seed, reduced)`` result to reuse) and loads the transfer of the JAX
+        weights into the PyTorch one; ``reduced`` builds both workloads with their
+        ``reduced_settings`` (smaller inputs, same parameters)."""
         definition = load_definition(name)
-        jax_workload, params, model_state = jax_init or init_jax(name, seed)
-        pytorch_workload = registry.import_workload(name, "pytorch")
+        jax_workload, params, model_state = jax_init or init_jax(name, seed, reduced)
+        pytorch_workload = build_workload(name, "pytorch", reduced)
         model, pytorch_model_state = pytorch_workload.init_model_fn(trial_rngs(seed)[2])
         pair = cls(name, jax_workload, params, model_state, pytorch_workload, model,
                    pytorch_model_state, definition, tolerances(name, definition), seed)
@@ -480,13 +513,29 @@ def _check_same_batch(name: str, step: int, jax_batch: Mapping[str, Any],
     if set(jax_batch) != set(torch_batch):
         raise ParityError(f"{name}: batch {step} has keys {sorted(jax_batch)} in JAX and "
                           f"{sorted(torch_batch)} in PyTorch")
-    for key in jax_batch:
-        a, b = _to_numpy(jax_batch[key]), _to_numpy(torch_batch[key])
+    for key, jax_value, torch_value in _batch_leaves(jax_batch, torch_batch):
+        a, b = _to_numpy(jax_value), _to_numpy(torch_value)
         if a.ndim == 4 and a.shape != b.shape and a.shape == b.transpose(0, 2, 3, 1).shape:
             b = b.transpose(0, 2, 3, 1)  # NCHW -> NHWC
         if a.shape != b.shape or not np.array_equal(a, b.astype(a.dtype)):
             raise ParityError(f"{name}: batch {step} '{key}' differs between the frameworks' "
                               "input queues; parity needs the same batches")
+
+
+def _batch_leaves(jax_value: Any, torch_value: Any,
+                  path: str = "") -> Iterator[tuple[str, Any, Any]]:
+    """``(path, jax array, torch tensor)`` of two batches, through nested dicts and tuples
+    (a graph batch's ``GraphsTuple``: 'inputs.senders')."""
+    if isinstance(jax_value, Mapping):
+        for key in jax_value:
+            yield from _batch_leaves(jax_value[key], torch_value[key],
+                                     f"{path}.{key}" if path else str(key))
+    elif isinstance(jax_value, tuple):
+        fields = getattr(jax_value, "_fields", range(len(jax_value)))
+        for field, a, b in zip(fields, jax_value, torch_value, strict=True):
+            yield from _batch_leaves(a, b, f"{path}.{field}")
+    else:
+        yield path, jax_value, torch_value
 
 
 def _add_state(result: ParityResult, prefix: str, quantity: str, keys: Iterable[str],
@@ -537,7 +586,7 @@ def output_parity(pair: Pair, batch: tuple[dict[str, Any], dict[str, Any]],
             pair.model, torch_batch, pair.pytorch_model_state, mode, rng, update,
             **DROPOUT_OFF)
         prefix = "eval" if mode == EVAL else "train"
-        result.add(f"{prefix}/logits", [("logits", jax_logits, torch_logits)],
+        result.add(f"{prefix}/logits", _output_entries(jax_logits, torch_logits),
                    tol["logits" if mode == EVAL else "train_logits"])
         jax_loss = pair.jax_workload.loss_fn(jax_batch["targets"], jax_logits,
                                              jax_batch.get("weights"))
@@ -560,21 +609,39 @@ def output_parity(pair: Pair, batch: tuple[dict[str, Any], dict[str, Any]],
     return result.check()
 
 
+def _output_entries(jax_outputs: Any, torch_outputs: Any) -> list[tuple[str, Any, Any]]:
+    """The compared arrays of ``model_fn``'s outputs: the logits, or both arrays of the
+    ``(logits, logit_paddings)`` pair of AlgoPerf's speech workloads."""
+    if isinstance(jax_outputs, tuple):
+        return [(label, a, b) for label, a, b in zip(
+            ("logits", "logit_paddings"), jax_outputs, torch_outputs, strict=True)]
+    return [("logits", jax_outputs, torch_outputs)]
+
+
 def _same_logits_losses(pair: Pair, batch: tuple[dict[str, Any], dict[str, Any]],
                         jax_logits: Any) -> list[tuple[str, Any, Any]]:
-    """Both loss_fns on the same logits, padding rows masked, labels smoothed."""
+    """Both loss_fns on the same logits (each array of a ``(logits, paddings)`` pair), the
+    last quarter of the rows masked, labels smoothed."""
     import jax.numpy as jnp
     import torch
 
     jax_batch, torch_batch = batch
-    logits = np.array(_to_numpy(jax_logits))  # a writable copy, as torch wants
-    mask = np.ones(len(logits), np.float32)
-    mask[len(logits) - max(1, len(logits) // 4):] = 0.0
-    device = _device(torch_batch["targets"])
-    jax_out = pair.jax_workload.loss_fn(jax_batch["targets"], jnp.asarray(logits),
+    parts = jax_logits if isinstance(jax_logits, tuple) else (jax_logits,)
+    arrays = [np.array(_to_numpy(part)) for part in parts]  # writable copies, as torch wants
+    rows = len(arrays[0])
+    mask = np.ones(rows, np.float32)
+    mask[rows - max(1, rows // 4):] = 0.0
+    targets = torch_batch["targets"]
+    device = _device(targets[0] if isinstance(targets, tuple) else targets)
+
+    def framework(convert):
+        converted = tuple(convert(array) for array in arrays)
+        return converted if isinstance(jax_logits, tuple) else converted[0]
+
+    jax_out = pair.jax_workload.loss_fn(jax_batch["targets"], framework(jnp.asarray),
                                         jnp.asarray(mask), LABEL_SMOOTHING)
     torch_out = pair.pytorch_workload.loss_fn(
-        torch_batch["targets"], torch.as_tensor(logits, device=device),
+        torch_batch["targets"], framework(lambda a: torch.as_tensor(a, device=device)),
         torch.as_tensor(mask, device=device), LABEL_SMOOTHING)
     return [(key, jax_out[key], torch_out[key])
             for key in ("summed", "n_valid_examples", "per_example")]
@@ -679,16 +746,20 @@ def training_parity(pair: Pair, batches: list[tuple[dict[str, Any], dict[str, An
 
 
 def run(name: str, data_dir: str | None, *, seed: int = 0, batch_size: int = 8,
-        steps: int = 5, learning_rate: float = 0.05) -> list[ParityResult]:
+        steps: int = 5, learning_rate: float = 0.05, reduced: bool = False
+        ) -> list[ParityResult]:
     """Output and training parity of registry row ``name``: the whole harness in one call."""
-    pair = Pair.build(name, seed)
+    pair = Pair.build(name, seed, reduced=reduced)
     batches = pair.batches(data_dir, batch_size, steps)
     return [output_parity(pair, batches[0]), training_parity(pair, batches, learning_rate)]
 
 
 __all__ = [
     "DEFAULT_TOLERANCES", "Difference", "Pair", "ParityDefinitionError", "ParityError",
-    "ParityResult", "Tolerance", "batch_norm", "compare", "conv", "dense", "embedding",
-    "init_jax", "jax_to_pytorch", "layer_norm", "load_definition", "load_state_dict", "mlp",
+    "ParityResult", "Tolerance", "batch_norm", "build_workload", "compare", "conv", "dense",
+    "embedding",
+    "init_jax", "jax_to_pytorch", "layer_norm", "learning_rate", "load_definition",
+    "load_state_dict", "mlp",
     "output_parity", "prefixed", "run", "tolerances", "training_parity",
+    "unresolved_training_difference",
 ]

@@ -1,0 +1,1 @@
+"""The LibriSpeech Conformer in JAX (flax linen)."""
