@@ -62,7 +62,8 @@ def test_check_passes_with_the_registrys_param_count_and_every_eval_metric(name,
     assert record["param_count"] == record["expected_param_count"] \
         == info.expected_param_count(framework)
     assert record["train_step_s"] > 0 and math.isfinite(record["loss"])
-    for split in SPLITS:
+    splits = SPLITS if info.test_target_value is not None else SPLITS[:-1]  # finewebedu_lm
+    for split in splits:
         for metric in info.metrics:
             assert math.isfinite(record["eval_metrics"][f"{split}/{metric}"])
     assert done.returncode == 0, done.stderr
@@ -85,7 +86,10 @@ def test_unknown_workload_is_one_line_with_a_suggestion():
 
 
 def test_registry_row_without_an_implementation_is_one_line_listing_the_implemented():
-    assert_one_line_error(algoperf("workloads", "check", "wmt"),
+    missing = [name for name, row in registry.WORKLOADS.items() if not row.implemented]
+    if not missing:
+        pytest.skip("every registry row is implemented")
+    assert_one_line_error(algoperf("workloads", "check", missing[0]),
                           f"implemented: {', '.join(registry.implemented())}")
 
 

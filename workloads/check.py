@@ -10,7 +10,8 @@ calls ``prepare_for_eval`` as the runner does, and evaluates once on every split
 workload's own ``eval_model``.
 
 The check passes when the parameter count equals the registry's, every training loss is finite
-and every metric the registry row lists is present and finite on train, validation and test.
+and every metric the registry row lists is present and finite on train, validation and test
+(train and validation for a workload without a test split, as finewebedu_lm).
 
 Nothing here imports JAX or PyTorch at module level: a framework is imported when a check of it
 runs, so the `algoperf workloads` listing never pays for one.
@@ -255,6 +256,12 @@ def _eval_batch_size(submission, workload, info: registry.WorkloadInfo,
     return value, source
 
 
+def _eval_splits(workload) -> tuple[str, ...]:
+    """The splits ``eval_model`` reports: every split but test where the workload has none
+    (finewebedu_lm: ``num_test_examples`` is None, as AlgoPerf's 0)."""
+    return SPLITS if workload.num_test_examples else SPLITS[:-1]
+
+
 def check_workload(name: str, framework: str, data: Data, progress: Progress,
                    debug: bool = False, submission_path: Path = REFERENCE_SUBMISSION,
                    ) -> CheckResult:
@@ -379,7 +386,8 @@ def _run(info, framework, data, submission, result: CheckResult, progress: Progr
     stage("the evaluation")
     result.eval_batch_size, result.eval_batch_size_source = _eval_batch_size(
         submission, workload, info, data)
-    progress(f"{tag}: evaluating on train, validation and test, eval batch size "
+    splits = _eval_splits(workload)
+    progress(f"{tag}: evaluating on {', '.join(splits)}, eval batch size "
              f"{result.eval_batch_size}")
     start = time.perf_counter()
     metrics = workload.eval_model(result.eval_batch_size, params, model_state, eval_rng,
@@ -387,7 +395,7 @@ def _run(info, framework, data, submission, result: CheckResult, progress: Progr
     result.eval_s = time.perf_counter() - start
     result.eval_metrics = {k: _scalar(v) for k, v in metrics.items()}
     progress(f"{tag}:   {result.eval_s:.2f} s")
-    for split in SPLITS:
+    for split in splits:
         for metric in info.metrics:
             key = f"{split}/{metric}"
             value = result.eval_metrics.get(key)

@@ -11,6 +11,11 @@ A workload may also name ``reduced_settings``: constructor settings that make it
 smaller without changing a parameter of its model (ImageNet's 64 x 64 crops for 224 x 224),
 where the architecture allows it. The CPU test suites build every row with them
 (``import_reduced``); a training run never does.
+
+Split sizes have one owner here too: a workload reports AlgoPerf's official sizes
+(``official_split_sizes``) until it has read its prepared data, then the prepared copy's
+(``_prepared_split_sizes``), which may be smaller (synthetic data, a subset): an eval must not
+loop over examples that are not there.
 """
 
 from __future__ import annotations
@@ -32,8 +37,13 @@ class RegisteredWorkload(spec.Workload):
     # Smaller inputs for the CPU test suites, same parameters (see the module docstring).
     reduced_settings: ClassVar[Mapping[str, Any]] = {}
 
+    # The official example count of each split, reported until prepared data is read.
+    official_split_sizes: ClassVar[Mapping[str, int]] = {}
+
     def __init__(self, *args: Any, workload_name: str | None = None, **settings: Any) -> None:
         super().__init__(*args)
+        self._split_sizes: dict[str, int] | None = None
+        self._split_sizes_dir: str | None = None
         known_settings = (*self.variant_settings, *self.reduced_settings)
         unknown = sorted(set(settings) - set(known_settings))
         if unknown:
@@ -44,6 +54,21 @@ class RegisteredWorkload(spec.Workload):
             self.workload_name = workload_name
         for name, value in settings.items():
             setattr(self, name, value)
+
+    def _prepared_split_sizes(self, data_dir: str | None) -> Mapping[str, int]:
+        """The example count of each split of the prepared data in ``data_dir``."""
+        raise NotImplementedError(f"{type(self).__name__} does not read its split sizes")
+
+    def _read_split_sizes(self, data_dir: str | None) -> None:
+        """Reads the prepared split sizes, once per data dir."""
+        if self._split_sizes is None or data_dir != self._split_sizes_dir:
+            self._split_sizes = dict(self._prepared_split_sizes(data_dir))
+            self._split_sizes_dir = data_dir
+
+    def _split_size(self, split: str) -> int:
+        """``split``'s example count: the prepared data's once read, else the official one."""
+        return (self.official_split_sizes if self._split_sizes is None
+                else self._split_sizes)[split]
 
     @functools.cached_property
     def _info(self) -> registry.WorkloadInfo:

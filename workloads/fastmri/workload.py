@@ -47,20 +47,17 @@ class BaseFastMRIWorkload(RegisteredWorkload):
     use_layer_norm = False
     center_fractions = (0.08,)
     accelerations = (4,)
+    official_split_sizes = fastmri_data.OFFICIAL_COUNTS
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._counts: dict[str, int] | None = None
         self._eval_arrays: dict[tuple[str, str], pipeline.Batch] = {}
 
     # Sizes.
 
-    def _count(self, split: str) -> int:
-        return (self._counts or fastmri_data.OFFICIAL_COUNTS)[split]
-
     @property
     def num_train_examples(self) -> int:
-        return self._count("train")
+        return self._split_size("train")
 
     @property
     def num_eval_train_examples(self) -> int:
@@ -69,11 +66,11 @@ class BaseFastMRIWorkload(RegisteredWorkload):
 
     @property
     def num_validation_examples(self) -> int:
-        return self._count("validation")
+        return self._split_size("validation")
 
     @property
     def num_test_examples(self) -> int:
-        return self._count("test")
+        return self._split_size("test")
 
     @property
     def eval_batch_size(self) -> int:
@@ -98,15 +95,14 @@ class BaseFastMRIWorkload(RegisteredWorkload):
             raise UserError("fastmri needs --data-dir with fastMRI prepared in it")
         return Path(data_dir) / fastmri_data.NAME
 
-    def _read_counts(self, data_dir: str | None) -> None:
-        if self._counts is None:
-            volumes = fastmri_data.volumes(self._directory(data_dir))
-            self._counts = {split: sum(slices.values()) for split, slices in volumes.items()}
+    def _prepared_split_sizes(self, data_dir: str | None) -> dict[str, int]:
+        volumes = fastmri_data.volumes(self._directory(data_dir))
+        return {split: sum(slices.values()) for split, slices in volumes.items()}
 
     def _split_arrays(self, split: str, data_dir: str | None) -> pipeline.Batch:
         """The processed examples of an eval split, made once."""
         if (split, data_dir) not in self._eval_arrays:
-            self._read_counts(data_dir)
+            self._read_split_sizes(data_dir)
             slices = input_pipeline.Slices(self._directory(data_dir), split)
             if split == "eval_train":
                 sample = np.random.RandomState(0).permutation(len(slices))
@@ -137,7 +133,7 @@ class BaseFastMRIWorkload(RegisteredWorkload):
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
         if split == "train":
-            self._read_counts(data_dir)
+            self._read_split_sizes(data_dir)
             slices = input_pipeline.Slices(self._directory(data_dir), split)
             if not 0 < global_batch_size <= len(slices):
                 raise UserError(f"training batch size {global_batch_size} must be between 1 "
@@ -166,7 +162,7 @@ class BaseFastMRIWorkload(RegisteredWorkload):
                    imagenet_v2_data_dir, global_step):
         """``spec.Workload.eval_model`` with the split sizes read first (they follow the
         prepared data)."""
-        self._read_counts(data_dir)
+        self._read_split_sizes(data_dir)
         return super().eval_model(global_batch_size, params, model_state, rng, data_dir,
                                   imagenet_v2_data_dir, global_step)
 

@@ -61,6 +61,7 @@ class BaseLmWorkload(ImageClassificationWorkload):
     workload_name = "finewebedu_lm"
     num_classes = VOCAB_SIZE
     sequence_length = CONTEXT_LENGTH
+    official_split_sizes = finewebedu.OFFICIAL_WINDOWS
     reduced_settings: ClassVar[dict[str, Any]] = {"sequence_length": 8}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -68,7 +69,6 @@ class BaseLmWorkload(ImageClassificationWorkload):
         if not 0 < self.sequence_length <= CONTEXT_LENGTH:
             raise UserError(f"finewebedu_lm's sequence_length must be 1 to {CONTEXT_LENGTH}, "
                             f"got {self.sequence_length}")
-        self._counts: dict[str, int] | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -76,14 +76,9 @@ class BaseLmWorkload(ImageClassificationWorkload):
 
     # Sizes: windows of the prepared streams (AlgoPerf's constants until the data is read).
 
-    def _count(self, split: str) -> int:
-        if self._counts is None:
-            return finewebedu.OFFICIAL_WINDOWS[split]
-        return self._counts[split]
-
     @property
     def num_train_examples(self) -> int:
-        return self._count("train")
+        return self._split_size("train")
 
     @property
     def num_eval_train_examples(self) -> int:
@@ -91,7 +86,7 @@ class BaseLmWorkload(ImageClassificationWorkload):
 
     @property
     def num_validation_examples(self) -> int:
-        return self._count("validation")
+        return self._split_size("validation")
 
     @property
     def num_test_examples(self) -> None:
@@ -121,14 +116,13 @@ class BaseLmWorkload(ImageClassificationWorkload):
         directory = self._directory(data_dir)
         inputs, targets = finewebedu.windows(finewebedu.tokens(directory, split),
                                              self.sequence_length)
-        if self._counts is None:
-            self._counts = {name: finewebedu.num_windows(directory, name, self.sequence_length)
-                            for name in finewebedu.SPLITS}
+        self._read_split_sizes(data_dir)
         return {"inputs": inputs, "targets": targets}
 
-    def _read_counts(self, data_dir: str | None) -> None:
-        if self._counts is None:
-            self._load_split("validation", data_dir)
+    def _prepared_split_sizes(self, data_dir: str | None) -> dict[str, int]:
+        directory = self._directory(data_dir)
+        return {name: finewebedu.num_windows(directory, name, self.sequence_length)
+                for name in finewebedu.SPLITS}
 
     @staticmethod
     def per_position(batch: pipeline.Batch) -> pipeline.Batch:
@@ -145,7 +139,7 @@ class BaseLmWorkload(ImageClassificationWorkload):
                    imagenet_v2_data_dir, global_step):
         """``spec.Workload.eval_model`` with the split sizes read first (they follow the
         prepared data)."""
-        self._read_counts(data_dir)
+        self._read_split_sizes(data_dir)
         return super().eval_model(global_batch_size, params, model_state, rng, data_dir,
                                   imagenet_v2_data_dir, global_step)
 

@@ -50,22 +50,19 @@ class BaseOgbgWorkload(RegisteredWorkload):
     hidden_dims: tuple[int, ...] = (256,)
     latent_dim = 256
     num_message_passing_steps = 5
+    official_split_sizes = ogbg_data.OFFICIAL_COUNTS
     num_outputs = ogbg_data.NUM_TASKS
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.hidden_dims = tuple(self.hidden_dims)
-        self._counts: dict[str, int] | None = None
         self._graphs: dict[tuple[str, str], ogbg_data.Graphs] = {}
 
     # Sizes.
 
-    def _count(self, split: str) -> int:
-        return (self._counts or ogbg_data.OFFICIAL_COUNTS)[split]
-
     @property
     def num_train_examples(self) -> int:
-        return self._count("train")
+        return self._split_size("train")
 
     @property
     def num_eval_train_examples(self) -> int:
@@ -73,11 +70,11 @@ class BaseOgbgWorkload(RegisteredWorkload):
 
     @property
     def num_validation_examples(self) -> int:
-        return self._count("validation")
+        return self._split_size("validation")
 
     @property
     def num_test_examples(self) -> int:
-        return self._count("test")
+        return self._split_size("test")
 
     @property
     def eval_batch_size(self) -> int:
@@ -103,14 +100,13 @@ class BaseOgbgWorkload(RegisteredWorkload):
             raise UserError("ogbg needs --data-dir with ogbg-molpcba prepared in it")
         return f"{data_dir}/{ogbg_data.NAME}"
 
-    def _read_counts(self, data_dir: str | None) -> None:
-        if self._counts is None:
-            self._counts = ogbg_data.counts(self._directory(data_dir))
+    def _prepared_split_sizes(self, data_dir: str | None) -> dict[str, int]:
+        return ogbg_data.counts(self._directory(data_dir))
 
     def _split_graphs(self, split: str, data_dir: str | None) -> ogbg_data.Graphs:
         stored = "train" if split == "eval_train" else split
         if (stored, data_dir) not in self._graphs:
-            self._read_counts(data_dir)
+            self._read_split_sizes(data_dir)
             self._graphs[stored, data_dir] = ogbg_data.load(self._directory(data_dir), stored)
         return self._graphs[stored, data_dir]
 
@@ -173,7 +169,7 @@ class BaseOgbgWorkload(RegisteredWorkload):
                    imagenet_v2_data_dir, global_step):
         """``spec.Workload.eval_model`` with the split sizes read first (they follow the
         prepared data)."""
-        self._read_counts(data_dir)
+        self._read_split_sizes(data_dir)
         return super().eval_model(global_batch_size, params, model_state, rng, data_dir,
                                   imagenet_v2_data_dir, global_step)
 
