@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -381,6 +382,51 @@ def test_jax_run_reaches_the_target(tmp_path):
                            save_checkpoints=True))
     assert result.reason == "targets_reached"
     assert (result.trial_dir / f"checkpoint_{result.global_step}").exists()
+
+
+def test_asynchronously_dispatched_work_is_charged_to_the_submission_not_the_eval(tmp_path):
+    """JAX dispatches asynchronously (on the CPU too): update_params returns before the device
+    has finished. The runner waits for the device before reading the clock, so that work is
+    submission time; without the wait the eval that first reads the params would pay for it."""
+    import jax
+    import jax.numpy as jnp
+
+    def slow(x):  # a second or more of matrix products on these cores
+        return jax.lax.fori_loop(0, 60, lambda _, y: jnp.tanh(y @ y), x)
+
+    slow = jax.jit(slow)
+    x = jnp.full((800, 800), 1e-3)
+    slow(x).block_until_ready()  # compiled
+    start = time.perf_counter()
+    pending = slow(x)
+    dispatched = time.perf_counter() - start
+    pending.block_until_ready()
+    duration = time.perf_counter() - start
+    assert dispatched < duration / 4, "this backend does not dispatch asynchronously"
+
+    jax_baseline = ROOT / "submissions" / "nadamw_self_tuning" / "submission_jax.py"
+    sub = write_submission(tmp_path / "sub", """
+        import jax
+        import jax.numpy as jnp
+
+        @jax.jit
+        def _after_slow_work(params):
+            y = jax.lax.fori_loop(0, 60, lambda _, y: jnp.tanh(y @ y),
+                                  jnp.full((800, 800), 1e-3))
+            return jax.tree.map(lambda p: p + 0.0 * y[0, 0], params)
+
+        _after_slow_work(jnp.zeros(()))  # compiled at import, outside the timed loop
+
+        def update_params(**kwargs):
+            optimizer_state, params, model_state = _base.update_params(**kwargs)
+            return optimizer_state, _after_slow_work(params), model_state
+        """)
+    sub.write_text(sub.read_text().replace(str(BASELINE), str(jax_baseline)))
+    (result,) = run(config(tmp_path, sub, framework="jax", max_global_steps=1))
+    (last,) = evals(result)[-1:]
+    assert result.accumulated_submission_time >= 0.8 * duration
+    # Without the wait the eval pays for what is left of the work: at least ``duration``.
+    assert float(last["accumulated_eval_time"]) < 0.9 * duration
 
 
 def test_a_v05_submission_importing_algorithmic_efficiency_runs_unmodified(tmp_path):

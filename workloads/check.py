@@ -251,8 +251,9 @@ def _eval_batch_size(submission, workload, info: registry.WorkloadInfo,
         largest = max(workload.num_eval_train_examples, workload.num_validation_examples,
                       workload.num_test_examples or 0)
         if value > largest:
-            return SMALL_EVAL_BATCH_SIZE, (f"small: {source} {value} exceeds every synthetic "
-                                           f"split (at most {largest} examples)")
+            small = max(1, min(SMALL_EVAL_BATCH_SIZE, largest))  # no batch of padding only
+            return small, (f"small: {source} {value} exceeds every synthetic split (at most "
+                           f"{largest} examples)")
     return value, source
 
 
