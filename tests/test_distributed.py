@@ -258,20 +258,26 @@ def test_two_gloo_ranks_under_torchrun_write_one_set_of_logs_shaped_like_one_pro
         a, b = (root / "study_0" / "digits_pytorch" / trial for root in (one, two))
         assert (b / "hparams.json").read_text() == (a / "hparams.json").read_text()
         assert verify_chain(b / "events.jsonl") == []
-        assert event_types(b) == event_types(a)
-        assert event_types(b).count("eval") == 6
+        # Evals follow the clock: each paced step forces one (its sleep outlasts digits' eval
+        # period), a slow machine may add more. The rest of the event sequence is fixed.
+        untimed = [[t for t in event_types(x) if t not in ("eval", "checkpoint")] for x in (a, b)]
+        assert untimed[1] == untimed[0]
+        assert event_types(b).count("eval") >= 6
         start_a, start_b = read_events(a / "events.jsonl")[0], read_events(b / "events.jsonl")[0]
         assert (start_a["data"]["processes"], start_b["data"]["processes"]) == (1, 2)
         assert start_b["data"]["seed"] == start_a["data"]["seed"]
         for name in ("eval_measurements.csv", "measurements.csv"):
             rows_a, rows_b = read_measurements(a / name), read_measurements(b / name)
             assert list(rows_b[0]) == list(rows_a[0])  # the same columns, in order
-            assert [r["global_step"] for r in rows_b] == [r["global_step"] for r in rows_a]
-        # The same training: each rank took half of every batch, the gradients were averaged.
-        for row_a, row_b in zip(read_measurements(a / "eval_measurements.csv"),
-                                read_measurements(b / "eval_measurements.csv"), strict=True):
-            assert float(row_b["validation/loss"]) == pytest.approx(
-                float(row_a["validation/loss"]), rel=1e-3)
+        # The same training: each rank took half of every batch, the gradients were averaged;
+        # compared at the steps both runs evaluated (every paced step and the last).
+        evals_a, evals_b = ({r["global_step"]: r for r in read_measurements(
+            x / "eval_measurements.csv")} for x in (a, b))
+        common = sorted(set(evals_a) & set(evals_b), key=int)
+        assert len(common) >= 6 and common[-1] == "25", common
+        for step in common:
+            assert float(evals_b[step]["validation/loss"]) == pytest.approx(
+                float(evals_a[step]["validation/loss"]), rel=1e-3)
         end = read_events(b / "events.jsonl")[-1]["data"]
         assert (end["status"], end["reason"], end["global_step"]) == ("completed", "max_steps", 25)
 

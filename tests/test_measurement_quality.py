@@ -41,9 +41,9 @@ IDLE = {"window_sec": 12.0, "steps": 500, "steps_to_target": 300, "median_step_s
 UNKNOWN = {"status": "not_supported"}
 
 
-def algoperf(*args: str) -> subprocess.CompletedProcess:
+def algoperf(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "algoperf", *args], capture_output=True,
-                          text=True, timeout=900)
+                          text=True, timeout=900, env=env)
 
 
 def run_end(trial_dir: Path) -> dict:
@@ -123,7 +123,10 @@ def contended_run(tmp_path_factory):
         time.sleep(0.5)  # let them get going
         done = algoperf("run", "--submission", str(BASELINE), "--workload", "digits",
                         "--framework", "pytorch", "--tuning-ruleset", "self", "--seed", "0",
-                        "--experiment-dir", str(out), "--no-save-checkpoints")
+                        "--experiment-dir", str(out), "--no-save-checkpoints",
+                        # one PyTorch thread: two threads waiting on each other beside the
+                        # burners slow a step tenfold and the run may miss the target
+                        env={**os.environ, "OMP_NUM_THREADS": "1"})
     finally:
         for burner in burners:
             burner.kill()
