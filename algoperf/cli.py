@@ -19,6 +19,7 @@ class _LazyGroup(CommandGroup):
 
     COMMANDS = {
         "run": "algoperf.run_command:run",
+        "check": "algoperf.check_command:check",
         "demo": "algoperf.demo:demo",
         "datasets": "algoperf.datasets.command:datasets",
         "fingerprint": "algoperf.hardware.command:fingerprint_command",

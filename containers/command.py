@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from algoperf.check_command import NO_CHECK
 from algoperf.run_options import run_options
 from algoperf.terminal import CommandGroup
 
@@ -106,18 +107,20 @@ def verify_image(image: str, submission_dir: Path | None, find_links: tuple[str,
               type=click.Path(path_type=Path, dir_okay=False),
               help="Organizer's private key (algoperf keys generate): the host witnesses the "
                    "run and seals each trial (docs/verify.md). Env: ALGOPERF_SIGNING_KEY.")
+@NO_CHECK
 @click.pass_context
 def run(ctx: click.Context, image: str, memory: str | None, cpus: float | None,
         pids_limit: int, shm_size: str, tmp_size: str, gpus: str, signing_key: Path | None,
-        **options) -> None:
-    """`algoperf run` in the sandboxed container; takes every option of `algoperf run`."""
+        check: bool, **options) -> None:
+    """`algoperf run` in the sandboxed container; takes every option of `algoperf run`.
+    The submission is checked against AlgoPerf's rules first (`algoperf check`)."""
     from algoperf.containers.docker_run import DockerOptions, docker_run
 
     given = ctx.get_parameter_source("data_dir") is not click.core.ParameterSource.DEFAULT
     code = docker_run(options, DockerOptions(image=image, memory=memory, cpus=cpus,
                                              pids_limit=pids_limit, shm_size=shm_size,
                                              tmp_size=tmp_size, gpus=gpus,
-                                             signing_key=signing_key),
+                                             signing_key=signing_key, check=check),
                       debug=(ctx.obj or {}).get("debug", False), data_dir_given=given,
                       echo=_echo)
     sys.exit(code)

@@ -25,7 +25,7 @@ import docker
 from docker.models.containers import Container
 from docker.models.images import Image
 
-from algoperf import hardware, runner
+from algoperf import hardware, runner, submission_check
 from algoperf.containers import build, engine, verify
 from algoperf.containers.sandbox import BindMount, Sandbox, container_settings
 from algoperf.errors import UserError
@@ -54,6 +54,7 @@ class DockerOptions:
     tmp_size: str = "4g"
     gpus: str = "auto"  # "auto", "none" or comma-separated GPU UUIDs
     signing_key: Path | None = None  # the organizer's key: witness, sign and seal the run
+    check: bool = True  # check the submission against AlgoPerf's rules first (algoperf check)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -285,8 +286,13 @@ def _signing(docker_options: DockerOptions, plan: ContainerPlan, config, image: 
 def docker_run(run_options: dict[str, Any], docker_options: DockerOptions, debug: bool = False,
                data_dir_given: bool = False, echo: Callable[[str], None] = print) -> int:
     """Runs `algoperf run` with ``run_options`` in the sandbox; returns its exit status."""
-    client = engine.connect()
     config = plan_run(run_options, debug)
+    if docker_options.check:  # on the host, before the engine is even asked
+        for warning in submission_check.enforce(
+                config.submission_path, config.framework, ruleset=config.ruleset,
+                rules=config.rules, search_space=config.tuning_search_space):
+            echo(f"warning: {warning}")
+    client = engine.connect()
     if config.reference is not None:
         # On the host, before any container starts: the container sees only what it is given.
         hardware.check_reference(config.reference, config.allow_nonreference, config.rules)

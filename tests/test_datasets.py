@@ -79,7 +79,8 @@ def test_every_registry_dataset_has_a_manifest_and_the_dev_ones_are_implemented(
         m = manifest.load(name)
         assert m.name == name and m.license and m.workloads
         assert m.implemented == (name in ("mnist", "cifar10", "mnist1d", "python_docs",
-                                          "imagenet", "ogbg", "fastmri"))
+                                          "imagenet", "ogbg", "fastmri", "librispeech",
+                                          "criteo1tb"))
     for name in ("mnist", "cifar10"):
         m = manifest.load(name)
         assert m.files and m.mirrors and all(u.startswith("https://") for u in m.mirrors)

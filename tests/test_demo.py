@@ -54,7 +54,8 @@ def test_unknown_algorithm_is_one_line_naming_the_choices(tmp_path):
     done = algoperf("demo", "--algorithms", "nadamw,sgdx", "--out", str(tmp_path / "out"),
                     cwd=tmp_path, timeout=120)
     assert done.returncode != 0
-    assert "no algorithm 'sgdx'; choose from adamw, momentum, nadamw, nesterov" in done.stderr
+    assert ("no algorithm 'sgdx'; choose from adafactor, adamw, lamb, momentum, nadamw, nesterov, "
+            "sam, shampoo") in done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -56,7 +56,9 @@ def test_a_setting_the_workload_class_does_not_have_fails_at_construction():
 
 
 def test_a_row_without_code_is_listed_but_not_importable():
-    assert "wmt" not in registry.implemented()
-    assert not registry.get_workload("wmt").implemented
+    missing = [name for name, row in registry.WORKLOADS.items() if not row.implemented]
+    if not missing:
+        pytest.skip("every registry row is implemented")
+    assert missing[0] not in registry.implemented()
     with pytest.raises(registry.UnknownNameError, match="no implementation here yet"):
-        registry.import_workload("wmt", "jax")
+        registry.import_workload(missing[0], "jax")

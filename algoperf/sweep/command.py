@@ -14,7 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from algoperf import terminal
+from algoperf import submission_check, terminal
+from algoperf.check_command import NO_CHECK
 from algoperf.errors import UserError
 from algoperf.sweep import execute, state
 from algoperf.sweep.execute import ExecOptions
@@ -74,12 +75,15 @@ def sweep() -> None:
               help="Without checkpoints an interrupted job starts its trial again from step 0.")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Sweep directory; its name is the submission's name on a leaderboard.")
+@NO_CHECK
 def plan_command(submission_path: Path, submission_root: Path | None,
                  search_space: Path | None, framework: str | None,
                  rules: str, ruleset: str, workloads: tuple[str, ...], num_studies: int | None,
                  num_trials: int | None, seed: int | None, max_global_steps: int | None,
-                 data_dir: Path | None, save_checkpoints: bool, out: Path) -> None:
-    """Plan every job of the grid, with its hyperparameters and seed, into OUT/plan.json."""
+                 data_dir: Path | None, save_checkpoints: bool, out: Path, check: bool) -> None:
+    """Plan every job of the grid, with its hyperparameters and seed, into OUT/plan.json.
+    The submission is checked against AlgoPerf's rules first (`algoperf check`); the jobs,
+    whose submission cannot change after planning, do not check it again."""
     names = tuple(w.strip() for text in workloads for w in text.split(",") if w.strip())
     console = terminal.console()
     if not names:
@@ -92,6 +96,11 @@ def plan_command(submission_path: Path, submission_root: Path | None,
                      num_studies=num_studies, num_trials=num_trials, seed=seed,
                      max_global_steps=max_global_steps, save_checkpoints=save_checkpoints,
                      data_dir=data_dir, submission_root=submission_root)
+    if check:
+        for warning in submission_check.enforce(plan.submission, plan.framework,
+                                                ruleset=plan.ruleset, rules=plan.rules,
+                                                search_space=plan.search_space):
+            console.print(f"warning: {warning}", highlight=False)
     written = write_plan(plan)
     if drawn:
         console.print(f"seed {seed} drawn at random (--seed {seed} plans this grid again)",

@@ -1,0 +1,209 @@
+"""SAM (sharpness-aware minimization) with AdamW, linear warmup and cosine decay in JAX:
+AlgoPerf's paper baseline.
+
+Each step takes two gradients of the same batch (Foret et al., 2021): ``g`` at the parameters,
+then ``g_adv`` at ``params + rho * g / ||g||`` (``||.||`` over all parameters together), and
+``optax.adamw`` steps the parameters with ``g_adv``. ``optax.contrib.sam`` computes the same
+rule, but in optax 0.2.2 (the version AlgoPerf v0.6 pins) it calls ``jax.tree_map``, which JAX
+0.6 removed, so under AlgoPerf's JAX 0.7 it fails; the ascent step is written here instead.
+The learning rate rises linearly from 0 over ``warmup_factor * step_hint`` steps, then follows a
+cosine to 0 at ``step_hint``. ``beta1 = 1 - one_minus_beta1``; ``rho`` is the radius of the
+ascent step. Optional hyperparameters: ``grad_clip`` (global-norm clipping of ``g_adv``) and
+``label_smoothing``. Batch-norm statistics come from the first pass only.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from algoperf import jax_sharding_utils, spec
+
+_GRAD_CLIP_EPS = 1e-6
+_ASCENT_EPS = 1e-12  # keeps the ascent step finite at a zero gradient
+_LOG_EVERY_STEPS = 100  # AlgoPerf's JAX baselines log loss and grad norm this often
+
+_BATCH_SIZES = {
+    "criteo1tb": 262_144,
+    "fastmri": 32,
+    "imagenet_resnet": 1024,
+    "imagenet_resnet_silu": 512,
+    "imagenet_resnet_gelu": 512,
+    "imagenet_vit": 1024,
+    "librispeech_conformer": 256,
+    "librispeech_deepspeech": 256,
+    "ogbg": 512,
+    "wmt": 128,
+    "mnist": 16,
+    "digits": 64,
+    "mnist1d": 128,
+    "charlm": 32,
+}
+
+
+def get_batch_size(workload_name: str) -> int:
+    """AlgoPerf's baseline batch sizes; ValueError sends the runner to the base workload."""
+    try:
+        return _BATCH_SIZES[workload_name]
+    except KeyError:
+        raise ValueError(f"no batch size for workload {workload_name!r}") from None
+
+
+def warmup_cosine_schedule(
+    learning_rate: float, warmup_factor: float, step_hint: int
+) -> optax.Schedule:
+    """Linear warmup from 0 to ``learning_rate``, then cosine decay to 0 at ``step_hint``."""
+    warmup_steps = int(warmup_factor * step_hint)
+    return optax.join_schedules(
+        schedules=[
+            optax.linear_schedule(0.0, learning_rate, warmup_steps),
+            optax.cosine_decay_schedule(learning_rate, max(step_hint - warmup_steps, 1)),
+        ],
+        boundaries=[warmup_steps],
+    )
+
+
+def init_optimizer_state(
+    workload: spec.Workload,
+    model_params: spec.ParameterContainer,
+    model_state: spec.ModelAuxiliaryState,
+    hyperparameters: spec.Hyperparameters,
+    rng: spec.RandomState,
+) -> spec.OptimizerState:
+    """``(opt_state, update_fn)``: the pair AlgoPerf's JAX checkpointing expects."""
+    del model_state, rng
+    hp = hyperparameters
+    optimizer = optax.adamw(
+        learning_rate=warmup_cosine_schedule(hp.learning_rate, hp.warmup_factor,
+                                             workload.step_hint),
+        b1=1.0 - hp.one_minus_beta1,
+        b2=hp.beta2,
+        eps=1e-8,
+        weight_decay=hp.weight_decay,
+    )
+    # The outer optimizer; update_params takes the ascent step before it.
+    # Replicated like the params, so the jitted step sees one input sharding from the start
+    # (an uncommitted optimizer state would make its second call compile again).
+    return jax_sharding_utils.replicate(optimizer.init(model_params)), optimizer.update
+
+
+def global_norm(tree) -> jax.Array:
+    """The l2 norm of all of ``tree``'s leaves together (AlgoPerf's baselines' grad norm)."""
+    return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree.leaves(tree)))
+
+
+def _train_step(workload, opt_update_fn, grad_clip, label_smoothing, dropout_rate, rho,
+                opt_state, params, model_state, batch, rng):
+    """One SAM step on the mean loss of ``batch``; returns new states, loss and grad norm."""
+
+    def mean_loss(p, update_batch_norm=True):
+        logits, new_model_state = workload.model_fn(
+            p, batch, model_state, spec.ForwardPassMode.TRAIN, rng,
+            update_batch_norm=update_batch_norm, dropout_rate=dropout_rate,
+        )
+        losses = workload.loss_fn(
+            label_batch=batch["targets"], logits_batch=logits,
+            mask_batch=batch.get("weights"), label_smoothing=label_smoothing,
+        )
+        n_valid = losses["n_valid_examples"]
+        return losses["summed"] / n_valid, new_model_state
+
+    (loss, new_model_state), grads = jax.value_and_grad(mean_loss, has_aux=True)(params)
+    scale = rho / (global_norm(grads) + _ASCENT_EPS)
+    adversarial = jax.tree.map(lambda p, g: p + scale * g, params, grads)
+    grads = jax.grad(lambda p: mean_loss(p, update_batch_norm=False)[0])(adversarial)
+    grad_norm = global_norm(grads)
+    if grad_clip is not None:
+        clip = jnp.minimum(1.0, grad_clip / (grad_norm + _GRAD_CLIP_EPS))
+        grads = jax.tree.map(lambda g: g * clip, grads)
+    updates, new_opt_state = opt_update_fn(grads, opt_state, params)
+    return new_opt_state, optax.apply_updates(params, updates), new_model_state, loss, grad_norm
+
+
+@functools.cache
+def _jitted_train_step():
+    """The compiled step: state replicated, batch split along its first axis, old state donated.
+
+    Built on first use so the device mesh is the one in place when training starts.
+    """
+    replicated = jax_sharding_utils.get_replicate_sharding()
+    batch_sharded = jax_sharding_utils.get_batch_dim_sharding()
+    return jax.jit(
+        _train_step,
+        static_argnums=(0, 1, 2, 3, 4, 5),
+        donate_argnums=(6, 7, 8),
+        in_shardings=(replicated, replicated, replicated, batch_sharded, replicated),
+        out_shardings=replicated,
+    )
+
+
+def update_params(
+    workload: spec.Workload,
+    current_param_container: spec.ParameterContainer,
+    current_params_types: spec.ParameterTypeTree,
+    model_state: spec.ModelAuxiliaryState,
+    hyperparameters: spec.Hyperparameters,
+    batch: dict[str, spec.Tensor],
+    loss_type: spec.LossType,
+    optimizer_state: spec.OptimizerState,
+    eval_results: list[tuple[int, float]],
+    global_step: int,
+    rng: spec.RandomState,
+    train_state: dict[str, Any] | None = None,
+) -> spec.UpdateReturn:
+    """One SAM step (two gradients); loss and grad norm reach the host on logging steps."""
+    del current_params_types, loss_type, eval_results, train_state
+    opt_state, opt_update_fn = optimizer_state
+    new_opt_state, new_params, new_model_state, loss, grad_norm = _jitted_train_step()(
+        workload,
+        opt_update_fn,
+        getattr(hyperparameters, "grad_clip", None),
+        getattr(hyperparameters, "label_smoothing", 0.0),
+        hyperparameters.dropout_rate,
+        hyperparameters.rho,
+        opt_state,
+        current_param_container,
+        model_state,
+        batch,
+        rng,
+    )
+    if workload.metrics_logger is not None and global_step % _LOG_EVERY_STEPS == 0:
+        workload.metrics_logger.append_scalar_metrics(
+            {"loss": float(loss), "grad_norm": float(grad_norm)}, global_step
+        )
+    return (new_opt_state, opt_update_fn), new_params, new_model_state
+
+
+def prepare_for_eval(
+    workload: spec.Workload,
+    current_param_container: spec.ParameterContainer,
+    current_params_types: spec.ParameterTypeTree,
+    model_state: spec.ModelAuxiliaryState,
+    hyperparameters: spec.Hyperparameters,
+    loss_type: spec.LossType,
+    optimizer_state: spec.OptimizerState,
+    eval_results: list[tuple[int, float]],
+    global_step: int,
+    rng: spec.RandomState,
+) -> spec.UpdateReturn:
+    """Evaluates the training parameters as they are."""
+    return optimizer_state, current_param_container, model_state
+
+
+def data_selection(
+    workload: spec.Workload,
+    input_queue: Iterator[dict[str, spec.Tensor]],
+    optimizer_state: spec.OptimizerState,
+    current_param_container: spec.ParameterContainer,
+    model_state: spec.ModelAuxiliaryState,
+    hyperparameters: spec.Hyperparameters,
+    global_step: int,
+    rng: spec.RandomState,
+) -> dict[str, spec.Tensor]:
+    """The next batch of the workload's shuffled training stream."""
+    return next(input_queue)

@@ -1,0 +1,256 @@
+"""Shampoo with grafting, linear warmup and cosine decay in PyTorch: AlgoPerf's paper
+baseline.
+
+`Shampoo` below computes the JAX version's rule (Distributed Shampoo's defaults in AlgoPerf's
+baseline, without blocking: see submission_jax.py). The learning rate rises linearly from 0
+over ``warmup_factor * step_hint`` steps, then follows a cosine to 0 at ``step_hint``.
+``beta1 = 1 - one_minus_beta1``. Optional hyperparameters: ``grad_clip`` (global-norm
+clipping) and ``label_smoothing``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+import torch.distributed.nn as dist_nn
+from torch.optim.lr_scheduler import LambdaLR
+
+from algoperf import spec
+
+_BATCH_SIZES = {
+    "criteo1tb": 262_144,
+    "fastmri": 32,
+    "imagenet_resnet": 1024,
+    "imagenet_resnet_silu": 512,
+    "imagenet_resnet_gelu": 512,
+    "imagenet_vit": 1024,
+    "librispeech_conformer": 256,
+    "librispeech_deepspeech": 256,
+    "ogbg": 512,
+    "wmt": 128,
+    "mnist": 16,
+    "digits": 64,
+    "mnist1d": 128,
+    "charlm": 32,
+}
+
+
+def get_batch_size(workload_name: str) -> int:
+    """AlgoPerf's baseline batch sizes; ValueError sends the runner to the base workload."""
+    try:
+        return _BATCH_SIZES[workload_name]
+    except KeyError:
+        raise ValueError(f"no batch size for workload {workload_name!r}") from None
+
+
+BLOCK_SIZE = 1024  # Distributed Shampoo's default block size
+START_PRECONDITIONING_STEP = 101  # its defaults, as in AlgoPerf's baseline
+PRECONDITIONING_COMPUTE_STEPS = 20
+MATRIX_EPS = 1e-6  # relative to the largest eigenvalue of the statistic
+DIAGONAL_EPS = 1e-8
+_NORM_EPS = 1e-16
+
+
+def inverse_root(statistic: torch.Tensor, root: int) -> torch.Tensor:
+    """``(statistic + eps * max_eigenvalue * I) ** (-1 / root)`` by eigendecomposition."""
+    eigenvalues, vectors = torch.linalg.eigh(statistic)
+    reg = MATRIX_EPS * torch.clamp(eigenvalues.max(), min=1e-30)
+    scaled = (torch.clamp(eigenvalues, min=0.0) + reg) ** (-1.0 / root)
+    return (vectors * scaled) @ vectors.T
+
+
+class Shampoo(torch.optim.Optimizer):
+    """The JAX version's Shampoo rule (its `shampoo` docstring), per parameter tensor.
+
+    Statistics ``G G^T`` per dimension averaged with ``beta2``; inverse ``2k``-th roots
+    recomputed every 20 steps from step 101; the direction scaled to the norm of an RMSprop
+    step on the normalised gradient (that step alone before step 101, and for tensors with a
+    dimension over 1024); weight decay added to the update; Nesterov momentum with a moving
+    average ``beta1``; then the learning rate. AlgoPerf's PyTorch Shampoo folder is empty and
+    Meta's Distributed Shampoo is not on PyPI, so it is written here;
+    tests/test_baselines.py holds it to the JAX version.
+    """
+
+    def __init__(self, params, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(params, {"lr": lr, "beta1": beta1, "beta2": beta2,
+                                  "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            beta1, beta2 = group["beta1"], group["beta2"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g, state = p.grad, self.state[p]
+                shampoo = p.ndim >= 1 and max(p.shape) <= BLOCK_SIZE
+                if not state:
+                    state["step"] = torch.tensor(0.0)
+                    state["graft"] = torch.zeros_like(p)
+                    state["momentum"] = torch.zeros_like(p)
+                    if shampoo:
+                        state["stats"] = [torch.zeros(n, n, dtype=p.dtype, device=p.device)
+                                          for n in p.shape]
+                        state["preconditioners"] = [torch.eye(n, dtype=p.dtype,
+                                                              device=p.device)
+                                                    for n in p.shape]
+                state["step"] += 1
+                step = int(state["step"].item())
+                normalised = g / (torch.linalg.norm(g) + _NORM_EPS)
+                v = state["graft"].mul_(beta2).addcmul_(normalised, normalised,
+                                                        value=1 - beta2)
+                graft = normalised / (v.sqrt() + DIAGONAL_EPS)
+                update = graft
+                if shampoo:
+                    others = list(range(g.ndim))
+                    for d, s in enumerate(state["stats"]):
+                        axes = [a for a in others if a != d]
+                        s.mul_(beta2).add_(torch.tensordot(g, g, dims=(axes, axes)),
+                                           alpha=1 - beta2)
+                    if step >= START_PRECONDITIONING_STEP and (
+                            step - START_PRECONDITIONING_STEP) % PRECONDITIONING_COMPUTE_STEPS == 0:
+                        state["preconditioners"] = [inverse_root(s, 2 * g.ndim)
+                                                    for s in state["stats"]]
+                    if step >= START_PRECONDITIONING_STEP:
+                        direction = g
+                        for q in state["preconditioners"]:
+                            direction = torch.tensordot(direction, q, dims=([0], [0]))
+                        update = direction * (torch.linalg.norm(graft)
+                                              / (torch.linalg.norm(direction) + _NORM_EPS))
+                update = update + group["weight_decay"] * p
+                m = state["momentum"].mul_(beta1).add_(update, alpha=1 - beta1)
+                p.sub_(group["lr"] * (beta1 * m + (1 - beta1) * update))
+
+
+def warmup_cosine(warmup_factor: float, step_hint: int) -> Callable[[int], float]:
+    """Learning-rate factor per step: linear from 0 to 1 over the warmup, cosine to 0 at
+    ``step_hint``, 0 after (the optax schedule of the JAX version, in plain Python)."""
+    warmup_steps = int(warmup_factor * step_hint)
+    cosine_steps = max(step_hint - warmup_steps, 1)
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return step / warmup_steps
+        progress = min(step - warmup_steps, cosine_steps) / cosine_steps
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def init_optimizer_state(
+    workload: spec.Workload,
+    model_params: spec.ParameterContainer,
+    model_state: spec.ModelAuxiliaryState,
+    hyperparameters: spec.Hyperparameters,
+    rng: spec.RandomState,
+) -> spec.OptimizerState:
+    """``{'optimizer', 'scheduler'}``: both have state_dict(), so both are checkpointed."""
+    del model_state, rng
+    hp = hyperparameters
+    optimizer = Shampoo(
+        model_params.parameters(),
+        lr=hp.learning_rate,
+        beta1=1.0 - hp.one_minus_beta1,
+        beta2=hp.beta2,
+        weight_decay=hp.weight_decay,
+    )
+    scheduler = LambdaLR(optimizer, warmup_cosine(hp.warmup_factor, workload.step_hint))
+    return {"optimizer": optimizer, "scheduler": scheduler}
+
+
+def _is_log_step(global_step: int) -> bool:
+    """AlgoPerf's PyTorch baselines log the first 100 steps, then every 500th."""
+    return global_step <= 100 or global_step % 500 == 0
+
+
+def update_params(
+    workload: spec.Workload,
+    current_param_container: spec.ParameterContainer,
+    current_params_types: spec.ParameterTypeTree,
+    model_state: spec.ModelAuxiliaryState,
+    hyperparameters: spec.Hyperparameters,
+    batch: dict[str, spec.Tensor],
+    loss_type: spec.LossType,
+    optimizer_state: spec.OptimizerState,
+    eval_results: list[tuple[int, float]],
+    global_step: int,
+    rng: spec.RandomState,
+    train_state: dict[str, Any] | None = None,
+) -> spec.UpdateReturn:
+    """One Shampoo step; reads loss and grad norm back only on logging steps."""
+    del current_params_types, loss_type, eval_results, train_state
+    model = current_param_container
+    optimizer = optimizer_state["optimizer"]
+    optimizer.zero_grad(set_to_none=True)
+    logits, new_model_state = workload.model_fn(
+        params=model,
+        augmented_and_preprocessed_input_batch=batch,
+        model_state=model_state,
+        mode=spec.ForwardPassMode.TRAIN,
+        rng=rng,
+        update_batch_norm=True,
+        dropout_rate=hyperparameters.dropout_rate,
+    )
+    losses = workload.loss_fn(
+        label_batch=batch["targets"],
+        logits_batch=logits,
+        mask_batch=batch.get("weights"),
+        label_smoothing=getattr(hyperparameters, "label_smoothing", 0.0),
+    )
+    summed, n_valid = losses["summed"], losses["n_valid_examples"]
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # Differentiable all-reduce: the loss and its gradients are those of the global batch.
+        summed, n_valid = dist_nn.all_reduce(summed), dist_nn.all_reduce(n_valid)
+    loss = summed / n_valid
+    loss.backward()
+
+    grad_clip = getattr(hyperparameters, "grad_clip", None)
+    grad_norm = None
+    if grad_clip is not None:
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=grad_clip)
+    optimizer.step()
+    optimizer_state["scheduler"].step()
+
+    if workload.metrics_logger is not None and _is_log_step(global_step):
+        if grad_norm is None:
+            grad_norm = torch.nn.utils.get_total_norm(
+                [p.grad for p in model.parameters() if p.grad is not None]
+            )
+        workload.metrics_logger.append_scalar_metrics(
+            {"loss": loss.item(), "grad_norm": grad_norm.item()}, global_step
+        )
+    return optimizer_state, model, new_model_state
+
+
+def prepare_for_eval(
+    workload: spec.Workload,
+    current_param_container: spec.ParameterContainer,
+    current_params_types: spec.ParameterTypeTree,
+    model_state: spec.ModelAuxiliaryState,
+    hyperparameters: spec.Hyperparameters,
+    loss_type: spec.LossType,
+    optimizer_state: spec.OptimizerState,
+    eval_results: list[tuple[int, float]],
+    global_step: int,
+    rng: spec.RandomState,
+) -> spec.UpdateReturn:
+    """Evaluates the training parameters as they are."""
+    return optimizer_state, current_param_container, model_state
+
+
+def data_selection(
+    workload: spec.Workload,
+    input_queue: Iterator[dict[str, spec.Tensor]],
+    optimizer_state: spec.OptimizerState,
+    current_param_container: spec.ParameterContainer,
+    model_state: spec.ModelAuxiliaryState,
+    hyperparameters: spec.Hyperparameters,
+    global_step: int,
+    rng: spec.RandomState,
+) -> dict[str, spec.Tensor]:
+    """The next batch of the workload's shuffled training stream."""
+    return next(input_queue)

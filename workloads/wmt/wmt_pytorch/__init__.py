@@ -1,0 +1,1 @@
+"""wmt in PyTorch."""
