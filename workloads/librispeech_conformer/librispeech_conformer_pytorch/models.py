@@ -270,9 +270,32 @@ class MultiHeadedSelfAttention(nn.Module):
         return F.dropout(x, dropout_rate, training=self.training)
 
 
+def masked_batch_norm(x: torch.Tensor, paddings: torch.Tensor, running_mean: torch.Tensor,
+                      running_var: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor,
+                      momentum: float, epsilon: float, update: bool,
+                      use_running_average: bool) -> torch.Tensor:
+    """The JAX ``BatchNorm``'s function on (batch, frames, dim): the statistics of the real
+    frames (or the running averages), which with ``update`` move the running averages in place
+    (``momentum`` keeps the old value), ``(1 + scale)``, padded frames zeroed. Shared by the
+    Conformer's and DeepSpeech's modules, which name their parameters differently."""
+    mask = (1 - paddings)[:, :, None]
+    if not use_running_average:
+        count = torch.clamp(mask.sum(), min=1.0)
+        mean = (x * mask).sum(dim=(0, 1)) / count
+        var = (torch.square(x - mean) * mask).sum(dim=(0, 1)) / count
+        if update:
+            with torch.no_grad():
+                running_mean.mul_(momentum).add_((1 - momentum) * mean.detach())
+                running_var.mul_(momentum).add_((1 - momentum) * var.detach())
+    else:
+        mean, var = running_mean, running_var
+    out = (x - mean) * ((1 + scale) / torch.sqrt(var + epsilon)) + bias
+    return out * mask
+
+
 class BatchNorm(nn.Module):
     """Batch norm over the non-padded frames, as the JAX model's: running averages with
-    momentum 0.999, ``(1 + scale)``, padded frames zeroed."""
+    momentum 0.999, ``(1 + scale)``, padded frames zeroed (``masked_batch_norm``)."""
 
     def __init__(self, config: ConformerConfig) -> None:
         super().__init__()
@@ -285,20 +308,9 @@ class BatchNorm(nn.Module):
         self.momentum, self.epsilon = config.batch_norm_momentum, config.batch_norm_epsilon
 
     def forward(self, x, paddings, update: bool, use_running_average: bool):
-        mask = (1 - paddings)[:, :, None]
-        if not use_running_average:
-            count = torch.clamp(mask.sum(), min=1.0)
-            mean = (x * mask).sum(dim=(0, 1)) / count
-            var = (torch.square(x - mean) * mask).sum(dim=(0, 1)) / count
-            if update and self.training:
-                with torch.no_grad():
-                    m = self.momentum
-                    self.running_mean.mul_(m).add_((1 - m) * mean.detach())
-                    self.running_var.mul_(m).add_((1 - m) * var.detach())
-        else:
-            mean, var = self.running_mean, self.running_var
-        out = (x - mean) * ((1 + self.scale) / torch.sqrt(var + self.epsilon)) + self.bias
-        return out * mask
+        return masked_batch_norm(x, paddings, self.running_mean, self.running_var, self.scale,
+                                 self.bias, self.momentum, self.epsilon,
+                                 update and self.training, use_running_average)
 
 
 class ConvolutionBlock(nn.Module):

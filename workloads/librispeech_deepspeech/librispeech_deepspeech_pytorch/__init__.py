@@ -1,0 +1,1 @@
+"""The LibriSpeech DeepSpeech in PyTorch."""
