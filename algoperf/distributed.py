@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -244,6 +245,19 @@ class TorchRanks(Ranks):
 
 def _describe(error: BaseException) -> str:
     return str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+
+
+def leave_process_group() -> None:
+    """Destroys this process's PyTorch process group, if it joined one, once the run's last
+    collective is done (as AlgoPerf's runner does): left to interpreter exit, gloo's threads
+    can abort the process after a completed run ("terminate called without an active
+    exception", exit -6)."""
+    if "torch" not in sys.modules:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def ranks_of(framework: str) -> Ranks:

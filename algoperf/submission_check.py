@@ -729,7 +729,8 @@ def violations(findings: Iterable[Finding]) -> list[Finding]:
 def enforce(path: str | Path, framework: str | None, *, ruleset: str, rules: str,
             search_space: Path | None = None) -> list[Finding]:
     """For docker run and sweep plan: raises UserError (before any job starts) naming the
-    first violation and how many there are; returns the warnings."""
+    first violation and how many there are; returns the warnings (which those commands
+    leave to `algoperf check`, so that their bad-input errors stay one line)."""
     findings = check_submission(path, framework, ruleset=ruleset, rules=rules,
                                 search_space=search_space)
     bad = violations(findings)

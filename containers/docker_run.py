@@ -287,11 +287,11 @@ def docker_run(run_options: dict[str, Any], docker_options: DockerOptions, debug
                data_dir_given: bool = False, echo: Callable[[str], None] = print) -> int:
     """Runs `algoperf run` with ``run_options`` in the sandbox; returns its exit status."""
     config = plan_run(run_options, debug)
-    if docker_options.check:  # on the host, before the engine is even asked
-        for warning in submission_check.enforce(
-                config.submission_path, config.framework, ruleset=config.ruleset,
-                rules=config.rules, search_space=config.tuning_search_space):
-            echo(f"warning: {warning}")
+    if docker_options.check:  # on the host, before the engine is even asked; violations
+        # refuse, warnings are `algoperf check`'s to show (bad input stays one line)
+        submission_check.enforce(config.submission_path, config.framework,
+                                 ruleset=config.ruleset, rules=config.rules,
+                                 search_space=config.tuning_search_space)
     client = engine.connect()
     if config.reference is not None:
         # On the host, before any container starts: the container sees only what it is given.

@@ -96,11 +96,9 @@ def plan_command(submission_path: Path, submission_root: Path | None,
                      num_studies=num_studies, num_trials=num_trials, seed=seed,
                      max_global_steps=max_global_steps, save_checkpoints=save_checkpoints,
                      data_dir=data_dir, submission_root=submission_root)
-    if check:
-        for warning in submission_check.enforce(plan.submission, plan.framework,
-                                                ruleset=plan.ruleset, rules=plan.rules,
-                                                search_space=plan.search_space):
-            console.print(f"warning: {warning}", highlight=False)
+    if check:  # violations refuse; warnings are `algoperf check`'s to show
+        submission_check.enforce(plan.submission, plan.framework, ruleset=plan.ruleset,
+                                 rules=plan.rules, search_space=plan.search_space)
     written = write_plan(plan)
     if drawn:
         console.print(f"seed {seed} drawn at random (--seed {seed} plans this grid again)",
