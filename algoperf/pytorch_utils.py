@@ -9,6 +9,7 @@ training). Everything also works on a CPU-only machine: DDP then uses the gloo b
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import sys
@@ -19,7 +20,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from algoperf import spec
+from algoperf import distributed, spec
 from algoperf.errors import UserError
 
 
@@ -63,6 +64,8 @@ def pytorch_init(use_pytorch_ddp: bool, rank: int, profiler: Any) -> None:
         logging.getLogger().setLevel(logging.WARNING)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        # Left to interpreter exit, the group's threads can abort a finished process.
+        atexit.register(distributed.leave_process_group)
 
 
 def sync_ddp_time(time: float, device: torch.device) -> float:
