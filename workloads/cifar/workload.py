@@ -94,22 +94,10 @@ class BaseCifarWorkload(ImageClassificationWorkload):
             rows = slice(None)
         return {"inputs": images[rows], "targets": labels[rows].astype(np.int32)}
 
-    def eval_model(
-        self,
-        global_batch_size: int,
-        params: spec.ParameterContainer,
-        model_state: spec.ModelAuxiliaryState,
-        rng: spec.RandomState,
-        data_dir: str,
-        imagenet_v2_data_dir: str | None,
-        global_step: int,
-    ) -> dict[str, float]:
-        """``spec.Workload.eval_model`` with the data read first: it passes each split's size
-        before the split is loaded, and the sizes follow the prepared data (without this, an
-        eval before any input queue scored eval_train on the official 5,120 examples)."""
+    def _read_split_sizes(self, data_dir: str | None) -> None:
+        """Reads what the split sizes follow: both prepared parts (validation is the end of
+        the training file)."""
         self._load_parts(data_dir)
-        return super().eval_model(global_batch_size, params, model_state, rng, data_dir,
-                                  imagenet_v2_data_dir, global_step)
 
     def _build_input_queue(
         self,

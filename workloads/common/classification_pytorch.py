@@ -39,7 +39,9 @@ class PyTorchImageClassificationWorkload(ImageClassificationWorkload):
             per_rank = len(batch["targets"]) // dist.get_world_size()
             rows = slice(self._rank * per_rank, (self._rank + 1) * per_rank)
             batch = {key: value[rows] for key, value in batch.items()}
-        inputs = np.ascontiguousarray(batch["inputs"].transpose(0, 3, 1, 2))  # NHWC -> NCHW
+        inputs = batch["inputs"]
+        if inputs.ndim == 4:
+            inputs = np.ascontiguousarray(inputs.transpose(0, 3, 1, 2))  # NHWC -> NCHW
         return {
             "inputs": torch.from_numpy(inputs).to(self._device),
             "targets": torch.from_numpy(batch["targets"].astype(np.int64)).to(self._device),

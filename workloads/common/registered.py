@@ -60,7 +60,10 @@ class RegisteredWorkload(spec.Workload):
         raise NotImplementedError(f"{type(self).__name__} does not read its split sizes")
 
     def _read_split_sizes(self, data_dir: str | None) -> None:
-        """Reads the prepared split sizes, once per data dir."""
+        """Reads the prepared split sizes, once per data dir; nothing to read for a workload
+        without ``official_split_sizes`` (its sizes are fixed, or it overrides this)."""
+        if not self.official_split_sizes:
+            return
         if self._split_sizes is None or data_dir != self._split_sizes_dir:
             self._split_sizes = dict(self._prepared_split_sizes(data_dir))
             self._split_sizes_dir = data_dir
@@ -69,6 +72,15 @@ class RegisteredWorkload(spec.Workload):
         """``split``'s example count: the prepared data's once read, else the official one."""
         return (self.official_split_sizes if self._split_sizes is None
                 else self._split_sizes)[split]
+
+    def eval_model(self, global_batch_size: int, params: spec.ParameterContainer,
+                   model_state: spec.ModelAuxiliaryState, rng: spec.RandomState, data_dir: str,
+                   imagenet_v2_data_dir: str | None, global_step: int) -> dict[str, float]:
+        """``spec.Workload.eval_model`` with the split sizes read first: it passes each split's
+        size before the split is loaded, and the sizes follow the prepared data."""
+        self._read_split_sizes(data_dir)
+        return super().eval_model(global_batch_size, params, model_state, rng, data_dir,
+                                  imagenet_v2_data_dir, global_step)
 
     @functools.cached_property
     def _info(self) -> registry.WorkloadInfo:

@@ -158,14 +158,6 @@ class BaseFastMRIWorkload(RegisteredWorkload):
     def _sum_across_processes(self, totals: dict[str, Any]) -> dict[str, Any]:
         return totals
 
-    def eval_model(self, global_batch_size, params, model_state, rng, data_dir,
-                   imagenet_v2_data_dir, global_step):
-        """``spec.Workload.eval_model`` with the split sizes read first (they follow the
-        prepared data)."""
-        self._read_split_sizes(data_dir)
-        return super().eval_model(global_batch_size, params, model_state, rng, data_dir,
-                                  imagenet_v2_data_dir, global_step)
-
     def _eval_model_on_split(
         self,
         split: str,

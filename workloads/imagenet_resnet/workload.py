@@ -169,18 +169,6 @@ class BaseImagenetResNetWorkload(ImageClassificationWorkload):
             use_randaug=train and self.use_randaug, use_mixup=train and self.use_mixup)
         return map(self._to_framework_batch, stream)
 
-    def eval_model(
-        self,
-        global_batch_size: int,
-        params: spec.ParameterContainer,
-        model_state: spec.ModelAuxiliaryState,
-        rng: spec.RandomState,
-        data_dir: str,
-        imagenet_v2_data_dir: str | None,
-        global_step: int,
-    ) -> dict[str, float]:
-        """``spec.Workload.eval_model`` with the split sizes of ``data_dir``'s data: it reads
-        each split's size before building the split's queue."""
+    def _read_split_sizes(self, data_dir: str | None) -> None:
+        """Reads what the split sizes follow: the prepared data's index of each split."""
         self._use_data_dir(data_dir)
-        return super().eval_model(global_batch_size, params, model_state, rng, data_dir,
-                                  imagenet_v2_data_dir, global_step)

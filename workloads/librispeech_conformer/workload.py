@@ -168,13 +168,9 @@ class BaseLibriSpeechConformerWorkload(RegisteredWorkload):
         masked; the arrays, numpy of every process, are the per-frame argmax ``frame_ids``,
         the ``logit_paddings``, the ``targets``, ``target_paddings`` and ``weights``."""
 
-    def eval_model(self, global_batch_size, params, model_state, rng, data_dir,
-                   imagenet_v2_data_dir, global_step):
-        """``spec.Workload.eval_model`` with the split sizes read first (they follow the
-        prepared data)."""
+    def _read_split_sizes(self, data_dir: str | None) -> None:
+        """Reads what the split sizes follow: the prepared data's index of utterances."""
         self._read_index(data_dir)
-        return super().eval_model(global_batch_size, params, model_state, rng, data_dir,
-                                  imagenet_v2_data_dir, global_step)
 
     def _tokenizer(self, data_dir: str | None):
         key = str(data_dir)

@@ -165,14 +165,6 @@ class BaseOgbgWorkload(RegisteredWorkload):
                       model_state: spec.ModelAuxiliaryState) -> tuple[np.ndarray, ...]:
         """Logits, targets and weights of one eval batch as numpy, of every process."""
 
-    def eval_model(self, global_batch_size, params, model_state, rng, data_dir,
-                   imagenet_v2_data_dir, global_step):
-        """``spec.Workload.eval_model`` with the split sizes read first (they follow the
-        prepared data)."""
-        self._read_split_sizes(data_dir)
-        return super().eval_model(global_batch_size, params, model_state, rng, data_dir,
-                                  imagenet_v2_data_dir, global_step)
-
     def _eval_model_on_split(
         self,
         split: str,

@@ -18,7 +18,7 @@ SELF_TUNING_LEARNING_RATE = 0.1  # used when hyperparameters is None (self-tunin
 
 def get_batch_size(workload_name: str) -> int:
     """The global batch size; ValueError makes the runner ask again for the base workload."""
-    sizes = {"digits": 64, "mnist": 16, "mnist1d": 128, "charlm": 32}
+    sizes = {"digits": 64, "mnist": 16, "mnist1d": 128, "tabular": 128, "charlm": 32}
     if workload_name not in sizes:
         raise ValueError(f"no batch size for {workload_name}")
     return sizes[workload_name]
