@@ -1,7 +1,8 @@
 """Image variants, read from ``[tool.algoperf.image-variants]`` in pyproject.toml.
 
 A variant's Python environment is the project's dependencies plus some extras plus a few
-variant-only requirements (PyTorch's CPU build, ``jax[cuda12]``). AlgoPerf learnt that one image
+variant-only requirements (PyTorch's CPU build, ``jax[cuda12]``, AlgoPerf's torch 2.5.1 for
+``pytorch-cuda``). AlgoPerf learnt that one image
 cannot hold the GPU builds of both frameworks (their cuDNN versions clash), so each CUDA variant
 puts one framework on the GPU and the other on the CPU.
 """

@@ -14,21 +14,32 @@ padding, as in AlgoPerf. The prepared layout holds those ids, so training never 
 - ``<split>.<side>.offsets.npy``: int64, sentence ``i`` is ``ids[offsets[i]:offsets[i + 1]]``;
 - ``meta.json``: ``{"sentences": {split: count}, "vocab_size": ...}``.
 
-``prepare_pairs`` writes the layout from sentence pairs of each split (training the tokeniser
-as AlgoPerf does); ``write_synthetic`` writes it from made-up sentence pairs for the tests and
-``algoperf workloads check``.
+``prepare`` builds the layout from the official archives TFDS's builders download (europarl
+v7, commoncrawl, news-commentary v12 and rapid 2016 for train; newstest2013 and the SGML
+newstest2014 from the WMT19 ``dev.tgz``), reading them as TFDS reads them and in the order
+TFDS stores them, so the tokeniser sees AlgoPerf's first 10^7 characters. ``prepare_pairs``
+writes the layout from sentence pairs of each split (training the tokeniser as AlgoPerf does);
+``write_synthetic`` writes it from made-up sentence pairs for the tests and ``algoperf
+workloads check``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import io
 import json
+import re
+import tarfile
 import tempfile
-from collections.abc import Iterable, Mapping
+import zlib
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from algoperf.datasets import content
+from algoperf.datasets.manifest import Manifest
 from algoperf.errors import UserError
 
 NAME = "wmt"
@@ -103,13 +114,21 @@ def encode(tokenizer, texts: list[str]) -> list[list[int]]:
     return [ids + [EOS_ID] for ids in tokenizer.encode(texts)]
 
 
-def _write_side(directory: Path, split: str, side: str, sentences: list[list[int]]) -> None:
-    lengths = np.fromiter((len(s) for s in sentences), np.int64, len(sentences))
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    ids = np.fromiter((i for s in sentences for i in s), np.int64, int(offsets[-1]))
-    if ids.size and ids.max() > np.iinfo(DTYPE).max:
-        raise UserError(f"token ids up to {ids.max()} do not fit WMT's uint16 layout")
-    np.save(directory / f"{split}.{side}.ids.npy", ids.astype(DTYPE))
+def _write_side(directory: Path, split: str, side: str, tokenizer, texts: list[str]) -> None:
+    """Encodes ``texts`` ``_ENCODE_CHUNK`` at a time (a few million sentences' ids as Python
+    lists would take gigabytes) and writes their ids and offsets."""
+    ids_parts, lengths = [], []
+    for start in range(0, len(texts), _ENCODE_CHUNK):
+        sentences = encode(tokenizer, texts[start:start + _ENCODE_CHUNK])
+        lengths.append(np.fromiter((len(s) for s in sentences), np.int64, len(sentences)))
+        chunk = np.fromiter((i for s in sentences for i in s), np.int64, int(lengths[-1].sum()))
+        if chunk.size and chunk.max() > np.iinfo(DTYPE).max:
+            raise UserError(f"token ids up to {chunk.max()} do not fit WMT's uint16 layout")
+        ids_parts.append(chunk.astype(DTYPE))
+    sizes = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    ids = np.concatenate(ids_parts) if ids_parts else np.zeros(0, DTYPE)
+    np.save(directory / f"{split}.{side}.ids.npy", ids)
     np.save(directory / f"{split}.{side}.offsets.npy", offsets)
 
 
@@ -129,7 +148,7 @@ def prepare_pairs(splits: Mapping[str, list[tuple[str, str]]], out: Path,
     for split in SPLITS:
         pairs = splits[split]
         for index, side in enumerate(SIDES):
-            _write_side(out, split, side, encode(tokenizer, [pair[index] for pair in pairs]))
+            _write_side(out, split, side, tokenizer, [pair[index] for pair in pairs])
         counts[split] = len(pairs)
     (out / META_FILE).write_text(json.dumps({"sentences": counts, "vocab_size": vocab_size},
                                             indent=1) + "\n")
@@ -153,6 +172,140 @@ def num_sentences(directory: Path | str) -> dict[str, int]:
     if not path.is_file():
         raise _missing(Path(directory))
     return json.loads(path.read_text())["sentences"]
+
+
+# Preparation from the official archives, as TFDS's wmt14/wmt17 builders read them.
+
+@dataclasses.dataclass(frozen=True)
+class Subset:
+    """One TFDS subset of de-en: its split, archive and the two members (German, English)."""
+
+    name: str
+    split: str
+    archive: str
+    members: tuple[str, str]
+
+
+# TFDS's de-en subsets of wmt17_translate (train) and wmt14_translate (validation, test), with
+# the archives its checksum files register (built-in manifest) and the member paths it reads.
+SUBSETS = (
+    Subset("europarl_v7", "train", "training-parallel-europarl-v7.tgz",
+           ("training/europarl-v7.de-en.de", "training/europarl-v7.de-en.en")),
+    Subset("commoncrawl", "train", "training-parallel-commoncrawl.tgz",
+           ("commoncrawl.de-en.de", "commoncrawl.de-en.en")),
+    Subset("newscommentary_v12", "train", "training-parallel-nc-v12.tgz",
+           ("training/news-commentary-v12.de-en.de", "training/news-commentary-v12.de-en.en")),
+    Subset("rapid_2016", "train", "rapid2016.tgz", ("rapid2016.de-en.de", "rapid2016.de-en.en")),
+    Subset("newstest2013", "validation", "dev.tgz", ("dev/newstest2013.de",
+                                                     "dev/newstest2013.en")),
+    Subset("newstest2014", "test", "dev.tgz", ("dev/newstest2014-deen-src.de.sgm",
+                                               "dev/newstest2014-deen-ref.en.sgm")),
+)
+_SEGMENT = re.compile(r"<seg id=\"\d+\">(.*)</seg>")  # TFDS's pattern (SGML read line by line)
+_ENCODE_CHUNK = 100_000  # sentences encoded at a time
+
+
+def parse_sentences(data: bytes, member: str) -> list[str]:
+    """A member's sentences as TFDS reads them: an SGML file's ``<seg id="N">...</seg>``
+    lines (in text mode, so ``\\r\\n`` ends a line), any other file split at ``\\n`` only
+    (a ``\\r`` stays in its sentence), nothing stripped."""
+    try:
+        if member.endswith(".sgm"):
+            text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
+            return [m.group(1) for line in text if (m := _SEGMENT.match(line))]
+        return [line.decode("utf-8") for line in data.split(b"\n")]
+    except UnicodeDecodeError as e:
+        raise UserError(f"{member} is not UTF-8 text ({e.reason} at byte {e.start}); the "
+                        "archive is damaged: download it again") from None
+
+
+def subset_pairs(subset: Subset, german: list[str], english: list[str]
+                 ) -> list[tuple[str, tuple[str, str]]]:
+    """``(key, (German, English))`` of a subset as TFDS generates them: line by line, the key
+    ``<subset>/0/<line>``, pairs with an empty side left out."""
+    if len(german) != len(english):
+        raise UserError(f"{subset.archive}: {subset.members[0]} has {len(german):,} lines and "
+                        f"{subset.members[1]} {len(english):,}; the archive is damaged or not "
+                        "the official one: download it again")
+    return [(f"{subset.name}/0/{line}", (de, en))
+            for line, (de, en) in enumerate(zip(german, english, strict=True)) if de and en]
+
+
+def tfds_order(split: str, examples: list[tuple[str, tuple[str, str]]]
+               ) -> list[tuple[str, str]]:
+    """The examples in the order TFDS stores (and AlgoPerf reads) them: by the md5 of the split
+    name followed by the key (TFDS's shuffler, its ``Hasher(salt=split)``)."""
+    salted = hashlib.md5(split.encode("utf-8"))
+
+    def order(example: tuple[str, tuple[str, str]]) -> bytes:
+        digest = salted.copy()
+        digest.update(example[0].encode("utf-8"))
+        return digest.digest()
+
+    return [pair for _, pair in sorted(examples, key=order)]
+
+
+def read_members(path: Path, members: set[str]) -> dict[str, bytes]:
+    """The named members of a .tgz archive, streamed once; UserError if any is missing."""
+    found: dict[str, bytes] = {}
+    try:
+        with tarfile.open(path, mode="r|gz") as archive:
+            for member in archive:
+                name = member.name.removeprefix("./")
+                if name in members and member.isfile():
+                    found[name] = archive.extractfile(member).read()
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
+        raise UserError(f"{path} is not a readable .tgz archive ({e}); download it "
+                        "again") from None
+    missing = sorted(members - found.keys())
+    if missing:
+        raise UserError(f"{path} holds no {', '.join(missing)}: it is not the official "
+                        f"{path.name}; download it again")
+    return found
+
+
+def read_splits(raw_dir: Path, echo: Callable[[str], None] = lambda _: None
+                ) -> dict[str, list[tuple[str, str]]]:
+    """Every split's (German, English) pairs from the official archives in ``raw_dir``, in
+    TFDS's order."""
+    examples: dict[str, list] = {split: [] for split in SPLITS}
+    archives: dict[str, list[Subset]] = {}
+    for subset in SUBSETS:
+        archives.setdefault(subset.archive, []).append(subset)
+    for archive, subsets in archives.items():
+        path = raw_dir / archive
+        if not path.is_file():
+            raise UserError(f"wmt needs {archive} in {raw_dir}: run `algoperf datasets download "
+                            "wmt`, or download it from statmt.org (docs/datasets.md lists the "
+                            "URLs) and pass the folder holding it as --raw-dir")
+        members = read_members(path, {m for s in subsets for m in s.members})
+        for subset in subsets:
+            german, english = (parse_sentences(members[m], m) for m in subset.members)
+            pairs = subset_pairs(subset, german, english)
+            examples[subset.split] += pairs
+            echo(f"{archive}: {subset.name}, {len(pairs):,} pairs ({subset.split})")
+        del members
+    return {split: tfds_order(split, examples[split]) for split in SPLITS}
+
+
+def prepare(raw_dir: Path, out: Path, manifest: Manifest) -> dict:
+    """Prepares WMT into ``out`` from the official archives in ``raw_dir``: the splits as TFDS
+    builds them, the tokeniser trained as AlgoPerf trains it. With the built-in manifest the
+    pair counts are checked against TFDS's; any other manifest (a subset, the tests) trains the
+    32,000 pieces as a soft limit (``hard_vocab_limit=false``)."""
+    from algoperf import terminal
+
+    console = terminal.console(stderr=True)
+    splits = read_splits(raw_dir, lambda text: console.print(f"  {text}", highlight=False))
+    counts = {split: len(pairs) for split, pairs in splits.items()}
+    if manifest.builtin and counts != OFFICIAL_SENTENCES:
+        raise UserError(f"the archives hold {counts} pairs, TFDS's wmt17/wmt14 de-en have "
+                        f"{OFFICIAL_SENTENCES}; they are not the official archives")
+    console.print(f"  training the {VOCAB_SIZE:,}-piece SentencePiece model, encoding "
+                  f"{sum(counts.values()):,} pairs", highlight=False)
+    options = {} if manifest.builtin else {"hard_vocab_limit": False}
+    result = prepare_pairs(splits, out, **options)
+    return {**result, "subsets": [s.name for s in SUBSETS]}
 
 
 # Synthetic data: a made-up lexicon translated word by word, so the pairs have structure.
