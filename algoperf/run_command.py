@@ -53,8 +53,10 @@ def hardware_lines(results) -> list[str]:
     """What the trials' event logs say about the hardware (the reference check and
     throttling): one line for all trials when they agree, else one line per distinct finding
     naming its trials."""
-    from algoperf.hardware import throttle_summary
+    from algoperf.hardware import HOST_SAMPLES_ENV, throttle_summary
     from algoperf.logs.events import RESUME, RUN_START, read_events
+
+    host_samples = os.environ.get(HOST_SAMPLES_ENV) == "1"  # sampled outside this process
 
     findings: dict[str, list[str]] = {}
     for r in results:
@@ -71,7 +73,9 @@ def hardware_lines(results) -> list[str]:
                 status = f"matches {start['reference']}"
             else:
                 status = f"NOT CERTIFIABLE: differs from {start['reference']}"
-            finding = f"{status}; {throttle_summary(records).text()}"
+            samples = ("samples taken by the host" if host_samples
+                       else throttle_summary(records).text())
+            finding = f"{status}; {samples}"
             findings.setdefault(finding, []).append(f"study {r.study} trial {r.trial}")
     if len(findings) == 1:
         ((finding, where),) = findings.items()

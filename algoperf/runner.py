@@ -376,8 +376,8 @@ def train_once(t: _Trial, log: ev.EventLog, observer: Observer) -> TrialResult:
     try:
         start = _set_up(t, log, logger)
         s = start.state
-        if t.ranks.writer:  # hardware_sample events meanwhile
-            sampler = hardware.HardwareSampler(log).start()
+        if t.ranks.writer:  # hardware_sample events meanwhile, unless the host takes them
+            sampler = hardware.trial_sampler(log)
             meter = ContentionMeter().start()  # host counters now and at the loop's end
         stop_reason = _train(t, start, sync, clock, log, logger, observer, step_times)
     except UserError:

@@ -4,7 +4,9 @@ The orchestration is a sequence of small steps (see `docker_run`): connect, plan
 the host, check the image against its lockfile, lay out the mounts and the container's
 arguments, pick the unprivileged user, start the container, stream its output until it exits,
 and clean up. Hardware-profile enforcement and a live witness of ``events.jsonl`` slot in as
-further steps between these.
+further steps between these. The hardware samples of the run are taken here, on the host
+(`algoperf.hardware.HostSamples`), for as long as the container lives; the runner inside is
+told to take none, and the witness signs the host's samples into its records.
 """
 
 from __future__ import annotations
@@ -269,18 +271,26 @@ def stop(container: Container) -> int:
 
 
 def _signing(docker_options: DockerOptions, plan: ContainerPlan, config, image: Image,
-             lockfile_sha: str, echo: Callable[[str], None]):
+             lockfile_sha: str, samples: hardware.HostSamples, echo: Callable[[str], None]):
     """With the organizer's key: the host witnesses the run live, then signs and seals each
-    trial (algoperf.verification.signing); without one, the run is unsigned."""
+    trial with the host's hardware samples (algoperf.verification.signing); without one, the
+    run is unsigned and the samples are only summarised."""
     if docker_options.signing_key is None:
-        echo("unsigned run: pass --signing-key (the organizer's key) to witness and seal it")
+        echo("unsigned run: pass --signing-key (the organizer's key) to witness and seal it "
+             "and keep the host's hardware samples")
         return contextlib.nullcontext()
     from algoperf.verification.signing import run_facts, signed_run
 
     facts = run_facts(image.id, lockfile_sha, config.submission_path, config.framework,
                       config.data_dir, config.workload)
     return signed_run(docker_options.signing_key, plan.run_dir,
-                      [m.source for m in plan.mounts], facts, echo)
+                      [m.source for m in plan.mounts], facts, echo, samples)
+
+
+def host_samples_line(samples: hardware.HostSamples) -> str:
+    """What the host's samples of the run say (the line `algoperf run` prints otherwise)."""
+    summary = hardware.throttle_summary(samples.records).text()
+    return f"hardware samples, taken on the host (pid {samples.source['pid']}): {summary}"
 
 
 def docker_run(run_options: dict[str, Any], docker_options: DockerOptions, debug: bool = False,
@@ -305,26 +315,30 @@ def docker_run(run_options: dict[str, Any], docker_options: DockerOptions, debug
     caller = (os.getuid(), os.getgid())
     if caller[0] == 0:
         hand_over_trials(plan, uid, gid)
+    gpus = gpu_uuids(docker_options.gpus, image)
+    samples = hardware.HostSamples(gpu_uuids=gpus)  # the container's GPUs, from the host
     sandbox = Sandbox(
         image_id=image.id,
         command=(("--debug",) if debug else ()) + ("run",) + plan.run_args,
         mounts=plan.mounts, user=f"{uid}:{gid}",
         environment={"ALGOPERF_IMAGE_ID": image.id, "ALGOPERF_LOCKFILE_SHA256": lockfile_sha,
                      "ALGOPERF_SANDBOX": "1", HOST_RUN_DIR_ENV: str(plan.run_dir),
-                     **JOB_ENVIRONMENT},
+                     hardware.HOST_SAMPLES_ENV: "1", **JOB_ENVIRONMENT},
         pids_limit=docker_options.pids_limit, shm_size=docker_options.shm_size,
         tmp_size=docker_options.tmp_size, memory=docker_options.memory,
-        cpus=docker_options.cpus, gpu_uuids=gpu_uuids(docker_options.gpus, image),
+        cpus=docker_options.cpus, gpu_uuids=gpus,
         tty=sys.stdout.isatty() and sys.stderr.isatty(),
         labels={build.LABEL + "run-dir": str(plan.run_dir)})
     container = None
     try:
+        # Exits in reverse: the sampler takes its last sample, then the witness signs.
         with sigterm_as_interrupt(), _signing(docker_options, plan, config, image,
-                                              lockfile_sha, echo):
+                                              lockfile_sha, samples, echo), samples:
             echo(f"logs on the host: {plan.run_dir} (in the container: {EXPERIMENTS}/"
                  f"{config.experiment_name})")
             container, stream = start(client, sandbox)
             code = stream_until_exit(container, stream)
+        echo(host_samples_line(samples))
         echo(f"logs on the host: {plan.run_dir}")
         return code
     finally:

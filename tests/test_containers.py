@@ -47,6 +47,16 @@ def test_cpu_variant_locks_pytorch_cpu_build_and_cuda_variant_the_gpu_builds():
     assert "+" not in torch_cuda["torch"].version and "jax-cuda12-plugin" not in torch_cuda
 
 
+def test_cuda_images_lock_the_framework_versions_algoperfs_current_rules_pin():
+    jax_cuda = lockfiles.parse_lockfile(variants.get_variant("jax-cuda").lockfile).installed()
+    torch_cuda = lockfiles.parse_lockfile(
+        variants.get_variant("pytorch-cuda").lockfile).installed()
+    for name, version in (("jax", "0.7.0"), ("jax-cuda12-plugin", "0.7.0"), ("flax", "0.10.7"),
+                          ("optax", "0.2.2")):
+        assert jax_cuda[name].version == version, name
+    assert torch_cuda["torch"].version == "2.5.1"
+
+
 def test_drift_names_requirement_added_to_pyproject():
     variant = variants.get_variant("cpu")
     changed = dataclasses.replace(variant, requirements=variant.requirements + ("six>=1.16",))

@@ -24,6 +24,7 @@ from conftest import ALGOPERF_LOGS
 from test_scoring_v06 import ALGOPERF_TIMES, PUBLISHED
 
 from algoperf.cli import cli
+from algoperf.hardware import HOST_SAMPLES_ENV, HostSamples
 from algoperf.logs import quality
 from algoperf.scoring import score
 from algoperf.scoring.curves import workload_curves
@@ -237,15 +238,18 @@ def signed_runs(tmp_path_factory, keys) -> Path:
     """NAdamW on digits (PyTorch, one trial), witnessed and sealed as `algoperf docker run`
     does: a leaderboard of one signed submission."""
     experiment = tmp_path_factory.mktemp("signed")
-    witness = Witness(experiment, poll_sec=0.02).start()
-    done = subprocess.run(
-        [sys.executable, "-m", "algoperf", "run", "--submission",
-         str(SUBMISSIONS / "nadamw" / "submission_pytorch.py"), "--workload", "digits",
-         "--framework", "pytorch", "--experiment-dir", str(experiment), "--experiment-name",
-         "nadamw", "--tuning-search-space", str(SUBMISSIONS / "nadamw" /
-                                                "tuning_search_space.json"),
-         "--num-tuning-trials", "1", "--seed", "3", "--reference", "cpu-dev",
-         "--allow-nonreference"], capture_output=True, text=True, timeout=600)
+    samples = HostSamples()  # the host samples the hardware; the runner takes none
+    witness = Witness(experiment, poll_sec=0.02, samples=samples).start()
+    with samples:
+        done = subprocess.run(
+            [sys.executable, "-m", "algoperf", "run", "--submission",
+             str(SUBMISSIONS / "nadamw" / "submission_pytorch.py"), "--workload", "digits",
+             "--framework", "pytorch", "--experiment-dir", str(experiment),
+             "--experiment-name", "nadamw", "--tuning-search-space",
+             str(SUBMISSIONS / "nadamw" / "tuning_search_space.json"),
+             "--num-tuning-trials", "1", "--seed", "3", "--reference", "cpu-dev",
+             "--allow-nonreference"], capture_output=True, text=True, timeout=600,
+            env={**os.environ, HOST_SAMPLES_ENV: "1"})
     assert done.returncode == 0, done.stderr
     key = load_signing_key(keys[0])
     witness.sign(key)

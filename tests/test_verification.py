@@ -16,6 +16,7 @@ import pytest
 from conftest import ALGOPERF_LOGS
 
 from algoperf.errors import UserError
+from algoperf.hardware import HOST_SAMPLES_ENV, HostSamples
 from algoperf.logs.events import line_hash
 from algoperf.verification import dsse, statement
 from algoperf.verification.certificate import certificate, write_outputs
@@ -43,17 +44,21 @@ TRIAL = Path("nadamw/study_0/digits_pytorch/trial_1")
 
 def witnessed_run(experiment_dir: Path, key_path: Path, submission: Path,
                   num_trials: int = 1) -> list[Path]:
-    """`algoperf run` of digits in a subprocess, watched by a Witness in this process, then
-    witnessed and sealed with the key: what `algoperf docker run` does around its container."""
+    """`algoperf run` of digits in a subprocess, watched by a Witness in this process, which
+    also takes the hardware samples (the runner takes none), then witnessed and sealed with
+    the key: what `algoperf docker run` does around its container."""
     key = load_signing_key(key_path)
-    witness = Witness(experiment_dir, poll_sec=0.02).start()
-    done = subprocess.run(
-        [sys.executable, "-m", "algoperf", "run", "--submission", str(submission),
-         "--workload", "digits", "--framework", "pytorch", "--experiment-dir",
-         str(experiment_dir), "--experiment-name", "nadamw", "--tuning-search-space",
-         str(NADAMW / "tuning_search_space.json"), "--num-tuning-trials", str(num_trials),
-         "--seed", "3", "--reference", "cpu-dev", "--allow-nonreference"],
-        capture_output=True, text=True, timeout=600)
+    samples = HostSamples()
+    witness = Witness(experiment_dir, poll_sec=0.02, samples=samples).start()
+    with samples:
+        done = subprocess.run(
+            [sys.executable, "-m", "algoperf", "run", "--submission", str(submission),
+             "--workload", "digits", "--framework", "pytorch", "--experiment-dir",
+             str(experiment_dir), "--experiment-name", "nadamw", "--tuning-search-space",
+             str(NADAMW / "tuning_search_space.json"), "--num-tuning-trials", str(num_trials),
+             "--seed", "3", "--reference", "cpu-dev", "--allow-nonreference"],
+            capture_output=True, text=True, timeout=600,
+            env={**os.environ, HOST_SAMPLES_ENV: "1"})
     assert done.returncode == 0, done.stderr
     witness.sign(key)
     return [seal_trial(t, key, {"submission_sha256": None}) for t in witness.trial_dirs]

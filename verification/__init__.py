@@ -4,13 +4,16 @@ Installed as ``algoperf.verification`` (never imports JAX or PyTorch, except re-
 
 Making certifiable logs (on the organizer's host, around the sandboxed run)::
 
+    from algoperf.hardware import HostSamples
     from algoperf.verification.keys import load_signing_key
     from algoperf.verification.witness import Witness
     from algoperf.verification.seal import seal_trial
 
     key = load_signing_key("organizer.key")
-    witness = Witness(run_dir).start()          # before the container starts
-    ...                                          # the run writes events.jsonl files
+    samples = HostSamples()                      # the host samples; the sandbox gets
+    witness = Witness(run_dir, samples=samples).start()  # ALGOPERF_HOST_SAMPLES=1
+    with samples:
+        ...                                      # the run writes events.jsonl files
     witness.sign(key)                            # witness_<k>.dsse.json per trial
     for trial_dir in witness.trial_dirs:
         seal_trial(trial_dir, key, {"image_id": ..., "lockfile_sha256": ...})

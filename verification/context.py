@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from algoperf.logs import events as ev
 from algoperf.verification.eventlog import ScannedLog
 from algoperf.verification.keys import TrustedKeys
 from algoperf.verification.tables import ExpectedTable, expected_eval_table
+from algoperf.verification.witness import WitnessRecord, open_witness, witness_files
 
 DEFAULT_WITNESS_ABS_TOL = 1.0  # seconds
 DEFAULT_WITNESS_REL_TOL = 0.01
@@ -79,6 +81,21 @@ class Trial:
         if self.log.records and self.log.records[-1][1]["type"] == ev.RUN_END:
             return self.log.records[-1]
         return None
+
+    @functools.cached_property
+    def witnesses(self) -> tuple[list[WitnessRecord], list[tuple[str, str]]]:
+        """The witness records whose signatures verified, and (name, reason) for each that
+        did not; opened once for the checks that read them (none without trusted keys)."""
+        opened, bad = [], []
+        if not self.options.trusted:
+            return opened, bad
+        for path in witness_files(self.path):
+            name = self.name(path.name)
+            try:
+                opened.append(open_witness(name, path.read_bytes(), self.options.trusted))
+            except (OSError, ValueError) as e:
+                bad.append((name, str(e)))
+        return opened, bad
 
     def read_json(self, file: str) -> tuple[Any, str | None]:
         """(content, problem) of a JSON file of the trial; (None, None) when it is absent."""

@@ -68,6 +68,9 @@ class ScannedLog:
     line_hashes: list[str]  # sha256 hex of each complete line, in order
     sha256: str  # of the whole file
     content: bytes = dataclasses.field(repr=False)
+    # The lines of the records whose data is not kept (hardware samples), in order; on the
+    # fast path those records are left out of ``records``.
+    sample_lines: list[int] = dataclasses.field(default_factory=list)
 
     @property
     def size(self) -> int:
@@ -114,22 +117,27 @@ def scan(path: str | os.PathLike, content: bytes | None = None) -> ScannedLog:
     fragment = lines.pop()
     sha256 = hashlib.sha256
     hashes = list(map(_HEX, map(sha256, lines)))
-    records = _fast_records(lines, hashes)
+    fast = _fast_records(lines, hashes)
     errors: list[ChainError] = []
-    if records is None:
+    if fast is None:
         records, errors = _exact_records(lines, hashes)
+        sample_lines = [n for n, r in records if r["type"] in DATA_NOT_KEPT]
+    else:
+        records, sample_lines = fast
     if fragment:
         errors.append(ChainError(len(lines) + 1,
                                  f"truncated line: {len(fragment)} bytes without newline"))
-    return ScannedLog(path, records, errors, hashes, sha256(content).hexdigest(), content)
+    return ScannedLog(path, records, errors, hashes, sha256(content).hexdigest(), content,
+                      sample_lines)
 
 
-def _fast_records(lines: list[bytes],
-                  hashes: list[str]) -> list[tuple[int, dict[str, Any]]] | None:
+def _fast_records(lines: list[bytes], hashes: list[str],
+                  ) -> tuple[list[tuple[int, dict[str, Any]]], list[int]] | None:
     """The records of a log whose every line is a well-formed record and whose chain is
-    intact; None as soon as anything is off (the exact path then says what)."""
+    intact, and the lines of those whose data is not kept; None as soon as anything is off
+    (the exact path then says what)."""
     if not lines:
-        return []
+        return [], []
     try:
         parsed = list(map(_decode_record, lines))
     except _DECODE_ERRORS:
@@ -148,7 +156,7 @@ def _fast_records(lines: list[bytes],
             return None
         records.append((number, {"seq": r.seq, "type": r.type, "t_wall": r.t_wall,
                                  "t_mono": r.t_mono, "data": data, "prev": r.prev}))
-    return records
+    return records, [index + 1 for index in itertools.compress(range(count), skipped)]
 
 
 def _exact_records(lines: list[bytes], hashes: list[str]

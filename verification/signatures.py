@@ -1,17 +1,20 @@
-"""Checks of a trial against what the host signed: its seal and its witness records."""
+"""Checks of a trial against what the host signed: its seal, its witness records and the
+hardware samples the host took."""
 
 from __future__ import annotations
 
 import bisect
 import datetime
+import itertools
 from collections.abc import Iterable
 from typing import Any
 
+from algoperf.hardware.sampling import INTERVAL_SEC, SAMPLE_EVENT, throttle_summary
 from algoperf.logs import events as ev
 from algoperf.verification.context import Trial
-from algoperf.verification.findings import PASS, UNCERTIFIABLE, Check, Problem, check
+from algoperf.verification.findings import NOTE, PASS, UNCERTIFIABLE, Check, Problem, check
 from algoperf.verification.seal import SEAL_FILENAME, Seal, open_seal, trial_identity
-from algoperf.verification.witness import Observation, WitnessRecord, open_witness, witness_files
+from algoperf.verification.witness import Observation, WitnessRecord, witness_files
 
 
 def seal(t: Trial, files: dict[str, str]) -> tuple[Check, Seal | None]:
@@ -68,16 +71,9 @@ def witness(t: Trial) -> Check:
     if not t.options.trusted:
         return Check("witness", UNCERTIFIABLE, "witnessed, but no --pubkey was given to check "
                      "the signature")
-    problems: list[Problem] = []
-    records: list[WitnessRecord] = []
-    for path in paths:
-        name = t.name(path.name)
-        try:
-            record = open_witness(name, path.read_bytes(), t.options.trusted)
-        except (OSError, ValueError) as e:
-            problems.append(Problem(name, None, str(e)))
-            continue
-        records.append(record)
+    records, unopened = t.witnesses
+    problems = [Problem(name, None, reason) for name, reason in unopened]
+    for record in records:
         problems += _record_problems(t, record)
     lines = len(t.log.line_hashes)
     seen = max((r.lines for r in records), default=0)
@@ -94,6 +90,78 @@ def witness(t: Trial) -> Check:
     tol = f"{t.options.witness_abs_tol:g}s + {t.options.witness_rel_tol:.0%}"
     return Check("witness", PASS, f"{len(records)} witness record(s) agree with all {lines} "
                  f"lines; claimed durations within {tol} of the host's clock")
+
+
+def hardware_samples(t: Trial) -> Check:
+    """Who took the trial's hardware samples. Certifiable only when the host did: its witness
+    records hold samples that bracket every line they saw live, with no gap of more than
+    twice the interval (plus the witness tolerance). A ``hardware_sample`` in the log that a
+    sampling host saw being written came from inside the sandbox, where the runner writes
+    none, and fails. Throttling in the host's samples is a finding (note), never a failure."""
+    name = "hardware samples"
+    in_log = t.log.sample_lines
+    ours = f"{len(in_log)} in {ev.EVENTS_FILENAME}, written by the run itself"
+    if not witness_files(t.path):
+        return Check(name, UNCERTIFIABLE, f"not taken by the host ({ours}): no witness")
+    if not t.options.trusted:
+        return Check(name, UNCERTIFIABLE, "witnessed, but no --pubkey was given to check the "
+                     "signature of the host's samples")
+    records, unopened = t.witnesses
+    problems = [Problem(n, None, "its signature or content did not verify (see the witness "
+                        "check): its hardware samples are not trusted") for n, _ in unopened]
+    sampled = [r for r in records if r.samples is not None]
+    for record in sampled:
+        problems += [Problem(t.events_name, line, "a hardware_sample written inside the "
+                             "sandbox while the host sampled (the runner there writes none)")
+                     for line in in_log if record.preexisting < line <= record.lines]
+        times = [s.t_mono for s in record.samples]
+        if times != sorted(times):
+            problems.append(Problem(record.name, None, "the host's samples are not in time "
+                                    "order"))
+    if problems:
+        return check(name, problems, "")
+    if not sampled:
+        return Check(name, UNCERTIFIABLE, f"the witness took no hardware samples ({ours})")
+    gaps = [gap for record in sampled for gap in _coverage_gaps(t, record)]
+    if gaps:
+        return Check(name, UNCERTIFIABLE, gaps[0])
+    samples = [s for record in sampled for s in record.samples]
+    if not samples:
+        return Check(name, UNCERTIFIABLE, "the witness saw no line live, so it kept no "
+                     "hardware samples")
+    pids = sorted({str(r.sample_source.get("pid")) for r in sampled if r.sample_source})
+    summary = throttle_summary({"type": SAMPLE_EVENT, "data": s.data} for s in samples)
+    text = (f"{len(samples)} samples by the host (pid {', '.join(pids)}) span the witnessed "
+            f"lines; {summary.text()}")
+    if summary.throttled:
+        return Check(name, NOTE, text, (Problem(sampled[-1].name, None, summary.text()),))
+    return Check(name, PASS, text)
+
+
+def _coverage_gaps(t: Trial, record: WitnessRecord) -> list[str]:
+    """Where the record's samples fail to bracket the lines it saw live, or leave a gap."""
+    if not record.observations:
+        return []
+    first, last = record.observations[0], record.observations[-1]
+    if not record.samples:
+        return [f"{record.name}: the host took no samples while it watched lines "
+                f"{first.line}-{last.line}"]
+    tol = t.options.witness_abs_tol
+    source = record.sample_source or {}
+    interval = _number(source.get("interval_sec")) or INTERVAL_SEC
+    times = [s.t_mono for s in record.samples]
+    found = []
+    if times[0] > first.t_mono + tol:
+        found.append(f"{record.name}: the host's samples begin {times[0] - first.t_mono:.1f}s "
+                     f"after line {first.line}")
+    if times[-1] < last.t_mono - tol:
+        found.append(f"{record.name}: the host's samples end {last.t_mono - times[-1]:.1f}s "
+                     f"before line {last.line}")
+    widest = max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+    if widest > 2 * interval + tol:
+        found.append(f"{record.name}: a gap of {widest:.1f}s between the host's samples "
+                     f"(taken every {interval:g}s)")
+    return found
 
 
 def _record_problems(t: Trial, record: WitnessRecord) -> list[Problem]:

@@ -2,8 +2,9 @@
 
 `signed_run` wraps the container's life: before it starts, a `Witness` begins reading the run
 directory's event logs from a host thread; when it has exited (or was stopped), each trial
-directory gets the witness's signed record and then the organizer's seal over its files and
-final chain head, with what the host itself knows about the run (`run_facts`). The key is read
+directory gets the witness's signed record (with the hardware samples the host took, when
+given its `HostSamples`) and then the organizer's seal over its files and final chain head,
+with what the host itself knows about the run (`run_facts`). The key is read
 on the host only, and refused if it lies inside anything mounted into the container.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from algoperf.errors import UserError
+from algoperf.hardware.sampling import HostSamples
 from algoperf.verification.keys import load_signing_key
 from algoperf.verification.seal import seal_trial
 from algoperf.verification.witness import Witness
@@ -51,10 +53,12 @@ def _check_key_location(key: Path, mounted: Sequence[Path]) -> None:
 
 @contextlib.contextmanager
 def signed_run(key_path: str | os.PathLike, run_dir: Path, mounted: Sequence[Path],
-               facts: dict[str, Any], echo: Callable[[str], None] = print) -> Iterator[Witness]:
+               facts: dict[str, Any], echo: Callable[[str], None] = print,
+               samples: HostSamples | None = None) -> Iterator[Witness]:
     """Witnesses ``run_dir`` for the block's length, then signs and seals its trials.
 
     ``mounted``: every host path the container sees (the key must be outside all of them).
+    ``samples``: the host's hardware samples of the run, signed into the witness records.
     Signing happens even when the block raises (a stopped run is sealed as it stands);
     verification then reports what is missing, such as the run_end of an interrupted trial.
     """
@@ -62,7 +66,8 @@ def signed_run(key_path: str | os.PathLike, run_dir: Path, mounted: Sequence[Pat
     _check_key_location(key_path, mounted)
     key = load_signing_key(key_path)
     witness = Witness(run_dir, observer={"role": "algoperf docker run",
-                                         "image_id": facts.get("image_id")}).start()
+                                         "image_id": facts.get("image_id")},
+                      samples=samples).start()
     try:
         yield witness
     finally:

@@ -11,6 +11,12 @@ same trial, e.g. before a preemption): an in-toto Statement whose subject is the
 ``events.jsonl`` it saw (its sha256 covers every line, samples included) and whose predicate
 lists the observations.
 
+Under ``algoperf docker run`` the witness also records the hardware samples the host took
+(`algoperf.hardware.HostSamples`, from the client process, outside the sandbox): each trial's
+record lists, under ``hardware_samples``, the samples that bracket the lines it saw live, with
+the host's clocks and who sampled (pid, PID namespace). The signature covers them; the runner
+in the sandbox writes no ``hardware_sample`` events then.
+
 What this catches, at verification: a log rewritten afterwards (the prefix digest, and the
 head of an observed line, differ), a log extended afterwards (lines the witness never saw),
 and a run whose clocks were faked inside the sandbox (its claimed durations disagree with the
@@ -28,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from algoperf.hardware.sampling import HostSamples
 from algoperf.logs import events as ev
 from algoperf.logs.atomic import write_atomic
 from algoperf.logs.events import EVENTS_FILENAME
@@ -42,6 +49,7 @@ POLL_SEC = 0.05
 RESCAN_SEC = 0.5
 UNOBSERVED_TYPES = frozenset({ev.HARDWARE_SAMPLE})  # covered by the digest, not timed
 OBSERVATION_FIELDS = ["line", "sha256", "t_wall", "t_mono"]
+SAMPLE_FIELDS = ["t_wall", "t_mono", "data"]
 
 
 def witness_files(trial_dir: Path) -> list[Path]:
@@ -130,8 +138,10 @@ class Witness:
     """
 
     def __init__(self, root: str | os.PathLike, poll_sec: float = POLL_SEC,
-                 rescan_sec: float = RESCAN_SEC, observer: dict[str, Any] | None = None) -> None:
+                 rescan_sec: float = RESCAN_SEC, observer: dict[str, Any] | None = None,
+                 samples: HostSamples | None = None) -> None:
         self.root = Path(root)
+        self.samples = samples  # the host's hardware samples, signed into each record
         self.poll_sec = poll_sec
         self.rescan_sec = rescan_sec
         self.observer = dict(observer or {})
@@ -213,7 +223,17 @@ class Witness:
             "observation_fields": OBSERVATION_FIELDS,
             "observations": tail.observations,
             "anomalies": tail.anomalies,
+            **({"hardware_samples": self._samples_of(tail)} if self.samples is not None
+               else {}),
         }
+
+    def _samples_of(self, tail: _Tail) -> dict[str, Any]:
+        """The host's samples that bracket what this trial's log saw live."""
+        assert self.samples is not None
+        observed = [obs[3] for obs in tail.observations]
+        records = self.samples.around(observed[0], observed[-1]) if observed else []
+        return {"source": self.samples.source, "sample_fields": SAMPLE_FIELDS,
+                "samples": [[r["t_wall"], r["t_mono"], r["data"]] for r in records]}
 
 
 def _write_record(trial_dir: Path, tail: _Tail, key: SigningKey,
@@ -234,6 +254,13 @@ class Observation:
 
 
 @dataclasses.dataclass(frozen=True)
+class HostSample:
+    t_wall: float
+    t_mono: float
+    data: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
 class WitnessRecord:
     """A witness record whose signature verified."""
 
@@ -244,6 +271,8 @@ class WitnessRecord:
     observations: tuple[Observation, ...]  # live, in line order
     anomalies: tuple[str, ...]
     keyid: str
+    samples: tuple[HostSample, ...] | None = None  # None: the host took none (plain witness)
+    sample_source: dict[str, Any] | None = None  # who sampled: pid, PID namespace, interval
 
 
 def open_witness(name: str, data: bytes, trusted: TrustedKeys) -> WitnessRecord:
@@ -270,6 +299,25 @@ def open_witness(name: str, data: bytes, trusted: TrustedKeys) -> WitnessRecord:
     anomalies = predicate.get("anomalies") or []
     if not isinstance(anomalies, list):
         raise ValueError("the witness record's anomalies are not a list")
+    samples, source = _host_samples(predicate.get("hardware_samples"))
     return WitnessRecord(name, subjects[EVENTS_FILENAME], events["lines"],
                          events["preexisting_lines"], tuple(observations),
-                         tuple(str(a) for a in anomalies), keyid)
+                         tuple(str(a) for a in anomalies), keyid, samples, source)
+
+
+def _host_samples(raw: Any) -> tuple[tuple[HostSample, ...] | None, dict[str, Any] | None]:
+    """The record's host samples and their source (None, None for a record without)."""
+    if raw is None:
+        return None, None
+    if (not isinstance(raw, dict) or raw.get("sample_fields") != SAMPLE_FIELDS
+            or not isinstance(raw.get("source"), dict)
+            or not isinstance(raw.get("samples"), list)):
+        raise ValueError("the witness record's hardware samples are not in the expected fields")
+    samples = []
+    for entry in raw["samples"]:
+        if (not isinstance(entry, list) or len(entry) != 3 or not isinstance(entry[2], dict)
+                or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                           for v in entry[:2])):
+            raise ValueError(f"malformed hardware sample {str(entry)[:80]}")
+        samples.append(HostSample(float(entry[0]), float(entry[1]), entry[2]))
+    return tuple(samples), raw["source"]
