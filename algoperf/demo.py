@@ -1,12 +1,13 @@
 """`algoperf demo`: a whole benchmark in a few minutes on a 2-core CPU.
 
-Reference training algorithms train on every workload of the embedded dev suite
-(``registry.DEV_SUITE``: digits, mnist1d, charlm; nothing to download) under the external
-tuning ruleset (studies x trials drawn from each algorithm's search space, as a competition
-does), every trial until the validation target or the budget, with live progress. The runs are
-written in AlgoPerf's layout with their event logs, then scored with performance profiles into
-a leaderboard, a profile plot and, where ``algoperf.scoring.html`` provides ``write_report``,
-a web page. Layout of ``--out`` (default ``demo-output/``)::
+Reference training algorithms (NAdamW, AdamW and heavy-ball momentum by default;
+``--algorithms all`` for all eight paper baselines) train on every workload of the embedded
+dev suite (``registry.DEV_SUITE``: tabular, mnist1d, charlm; nothing to download) under the
+external tuning ruleset (studies x trials drawn from each algorithm's search space, as a
+competition does), every trial until the validation target or the budget, with live
+progress. The runs are written in AlgoPerf's layout with their event logs, then scored with
+performance profiles into a leaderboard, a profile plot and, where ``algoperf.scoring.html``
+provides ``write_report``, a web page. Layout of ``--out`` (default ``demo-output/``)::
 
     runs/<framework>/<algorithm>/study_<k>/<workload>_<framework>/trial_<i>/   the logs
     scoring/<framework>/                          leaderboard, scores, performance profile
@@ -36,6 +37,7 @@ from algoperf.errors import UserError
 from algoperf.workloads import registry
 
 DEFAULT_ALGORITHMS = "nadamw,adamw,momentum"
+ALL_ALGORITHMS = "all"  # every folder with a search space: the eight paper baselines
 SUBMISSIONS_PACKAGE = "algoperf.reference_submissions"
 
 
@@ -87,6 +89,13 @@ def _names(text: str, what: str, known: list[str]) -> list[str]:
     return names
 
 
+def algorithm_names(text: str, known: list[str]) -> list[str]:
+    """``--algorithms``: comma-separated names among ``known``, or ``all`` for every one."""
+    if text.strip() == ALL_ALGORITHMS:
+        return list(known)
+    return _names(text, "algorithms", known)
+
+
 def _single_threaded_pytorch() -> None:
     """One intra-op thread for the dev models, unless the user chose (OMP_NUM_THREADS).
 
@@ -112,7 +121,8 @@ def _write_html(run_dirs: list[Path], out_dir: Path) -> Path | None:
 
 @click.command()
 @click.option("--algorithms", default=DEFAULT_ALGORITHMS, show_default=True,
-              help="Comma-separated reference submissions (folders of the submissions dir).")
+              help="Comma-separated reference submissions (folders of the submissions dir), "
+                   "or 'all': every one with a search space (the eight paper baselines).")
 @click.option("--framework", default="pytorch", show_default=True,
               type=click.Choice([*registry.FRAMEWORKS, "both"]))
 @click.option("--workloads", "workloads_text", default=",".join(registry.DEV_SUITE),
@@ -145,7 +155,7 @@ def demo(ctx: click.Context, algorithms: str, framework: str, workloads_text: st
     submissions = resolve_submissions(submissions_dir)
     known = sorted(p.name for p in submissions.iterdir()
                    if (p / "tuning_search_space.json").is_file())
-    names = _names(algorithms, "algorithms", known)
+    names = algorithm_names(algorithms, known)
     workloads = _names(workloads_text, "workloads",
                        [name for name, info in registry.WORKLOADS.items() if info.dev])
     frameworks = list(registry.FRAMEWORKS) if framework == "both" else [framework]

@@ -166,8 +166,7 @@ def step_worker(framework: str, workload_name: str, per_device_batch: int, steps
 
 # The clock check's submission: a base that trains, then ``after_slow_work`` queued behind the
 # parameters it returns. JAX's base is the self-tuning NAdamW baseline; PyTorch's is plain SGD,
-# because the project's PyTorch baselines log the gradient norm with
-# ``torch.nn.utils.get_total_norm`` (PyTorch >= 2.6), which the pytorch-cuda image's 2.5.1 lacks.
+# which keeps the check independent of the baselines' own code.
 CLOCK_SUBMISSION = """
 {base}
 {slow_work}

@@ -8,6 +8,7 @@ builds the package and finds the reference submissions in it.
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -96,3 +97,26 @@ def test_wheel_ships_the_reference_submissions_the_demo_runs(tmp_path):
             assert f"algoperf/reference_submissions/{name}/{file}" in names
     assert "algoperf/datasets/manifests/python_docs.json" in names
     assert "algoperf/workloads/charlm/charlm_pytorch/workload.py" in names
+
+
+def test_all_names_every_reference_submission_with_a_search_space():
+    folder = demo.packaged_submissions()
+    known = sorted(p.name for p in folder.iterdir() if (p / "tuning_search_space.json").is_file())
+    assert demo.algorithm_names("all", known) == [
+        "adafactor", "adamw", "lamb", "momentum", "nadamw", "nesterov", "sam", "shampoo"]
+    assert demo.algorithm_names("sam, lamb", known) == ["sam", "lamb"]
+
+
+def test_demo_grid_runs_non_default_baselines_into_its_leaderboard(tmp_path):
+    out = tmp_path / "demo-output"
+    done = algoperf("demo", "--algorithms", "lamb,shampoo", "--workloads", "digits",
+                    "--num-tuning-trials", "1", "--max-global-steps", "30", "--out", str(out),
+                    cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(out / "scoring" / "pytorch" / "leaderboard.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(row["submission"] for row in rows) == ["lamb", "shampoo"], rows
+    assert "lamb" in done.stdout and "shampoo" in done.stdout
+    for name in ("lamb", "shampoo"):
+        trial = out / "runs" / "pytorch" / name / "study_0" / "digits_pytorch" / "trial_1"
+        assert (trial / "eval_measurements.csv").is_file()

@@ -35,7 +35,10 @@ _BATCH_SIZES = {
     "mnist": 16,
     "digits": 64,
     "mnist1d": 128,
+    "tabular": 128,
     "charlm": 32,
+    "cifar": 128,  # AlgoPerf's development cifar submission
+    "finewebedu_lm": 64,  # AlgoPerf v0.6's submissions
 }
 
 

@@ -33,7 +33,10 @@ _BATCH_SIZES = {
     "mnist": 16,
     "digits": 64,
     "mnist1d": 128,
+    "tabular": 128,
     "charlm": 32,
+    "cifar": 128,  # AlgoPerf's development cifar submission
+    "finewebedu_lm": 64,  # AlgoPerf v0.6's submissions
 }
 
 
@@ -145,9 +148,9 @@ def update_params(
 
     if workload.metrics_logger is not None and _is_log_step(global_step):
         if grad_norm is None:
-            grad_norm = torch.nn.utils.get_total_norm(
-                [p.grad for p in model.parameters() if p.grad is not None]
-            )
+            grad_norm = torch.linalg.vector_norm(torch.stack(
+                [torch.linalg.vector_norm(p.grad) for p in model.parameters()
+                 if p.grad is not None]))
         workload.metrics_logger.append_scalar_metrics(
             {"loss": loss.item(), "grad_norm": grad_norm.item()}, global_step
         )

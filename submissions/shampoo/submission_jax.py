@@ -1,21 +1,28 @@
-"""Shampoo with grafting, linear warmup and cosine decay in JAX: AlgoPerf's paper baseline.
+"""Distributed Shampoo with grafting, linear warmup and cosine decay in JAX: AlgoPerf's
+paper baseline.
 
-Shampoo (Gupta et al., 2018; Anil et al., 2020) preconditions each parameter array along every
-dimension with the inverse root of that dimension's gradient statistic (`shampoo` below says
-what exactly). AlgoPerf's JAX baseline carries Google's Distributed Shampoo (about 2,500 lines);
-optax (0.2.2, AlgoPerf v0.6's pin) has no Shampoo and no well-kept package serves AlgoPerf's
-JAX stack, so the rule is written here with that implementation's defaults. Left out: blocking
-(arrays with a dimension over 1024 take the grafted step alone), merging small dimensions,
-the coupled-Newton root (eigendecomposition instead) and sharded states. The learning rate
-rises linearly from 0 over ``warmup_factor * step_hint`` steps, then follows a cosine to 0 at
-``step_hint``. ``beta1 = 1 - one_minus_beta1``. Optional hyperparameters: ``grad_clip``
-(global-norm clipping) and ``label_smoothing``.
+Shampoo (Gupta et al., 2018) preconditions each parameter array along every dimension with
+the inverse root of that dimension's gradient statistic; Distributed Shampoo (Anil et al.,
+2020) first merges small dimensions and cuts large ones into blocks of at most 1024, each
+block preconditioned on its own (`shampoo` below says what exactly). AlgoPerf's JAX baseline
+carries Google's implementation (about 2,500 lines); optax (0.2.2, AlgoPerf v0.6's pin) has no
+Shampoo and no well-kept package serves AlgoPerf's JAX stack, so the rule is written here with
+that implementation's defaults. Arrays with a dimension over 4096 (embedding tables) take
+the grafted step alone, its ``skip_preconditioning_dim_size_gt`` as AlgoPerf's baseline set it
+when it turned preconditioning on (4096; the archived copy's 0 would precondition nothing).
+Left out: the coupled-Newton root (eigendecomposition instead; a root with a NaN keeps the
+old preconditioner, where Distributed Shampoo also rejects roots above an error threshold),
+and its sharded and reduced-precision states. The learning rate rises linearly from 0 over
+``warmup_factor * step_hint`` steps, then follows a cosine to 0 at ``step_hint``.
+``beta1 = 1 - one_minus_beta1``. Optional hyperparameters: ``grad_clip`` (global-norm
+clipping) and ``label_smoothing``.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -41,7 +48,10 @@ _BATCH_SIZES = {
     "mnist": 16,
     "digits": 64,
     "mnist1d": 128,
+    "tabular": 128,
     "charlm": 32,
+    "cifar": 128,  # AlgoPerf's development cifar submission
+    "finewebedu_lm": 64,  # AlgoPerf v0.6's submissions
 }
 
 
@@ -67,7 +77,9 @@ def warmup_cosine_schedule(
     )
 
 
-BLOCK_SIZE = 1024  # Distributed Shampoo's default block size
+BLOCK_SIZE = 1024  # Distributed Shampoo's block_size: the largest preconditioner dimension
+MERGE_DIMS_SIZE = 4096  # its merge_small_dims_block_size
+SKIP_DIM_SIZE = 4096  # arrays with a larger dimension are not preconditioned (see the README)
 START_PRECONDITIONING_STEP = 101  # its defaults, as in AlgoPerf's baseline
 PRECONDITIONING_COMPUTE_STEPS = 20
 MATRIX_EPS = 1e-6  # relative to the largest eigenvalue of the statistic
@@ -77,16 +89,72 @@ _NORM_EPS = 1e-16
 
 class ShampooState(NamedTuple):
     count: jax.Array
-    stats: Any  # per array: a tuple of one (n, n) statistic per dimension
-    preconditioners: Any  # per array: a tuple of (n, n) inverse roots
+    stats: Any  # per array: one (n, n) statistic per block and dimension, block-major
+    preconditioners: Any  # per array: their inverse roots, in the same order
     graft: Any  # per array: the RMSprop second moment of the normalised gradient
-    momentum: Any
+    graft_momentum: Any  # per array: the momentum of the grafted step
+    momentum: Any  # per array: the momentum of the Shampoo step
+
+
+def merged_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Distributed Shampoo's best-effort shape interpretation: neighbouring dimensions merged
+    while their product stays <= MERGE_DIMS_SIZE, size-1 dimensions dropped (a (3, 3, 64, 128)
+    kernel is preconditioned as (576, 128), a (30, 40) matrix as one 1200-vector)."""
+    if shape and all(n == 1 for n in shape):
+        return (1,)
+    merged, product = [], 1
+    for n in shape:
+        if product * n <= MERGE_DIMS_SIZE:
+            product *= n
+        else:
+            if product > 1:
+                merged.append(product)
+            product = n
+    if product > 1:
+        merged.append(product)
+    return tuple(merged)
 
 
 def preconditioned(shape: tuple[int, ...]) -> bool:
-    """Shampoo preconditions arrays of rank >= 1 whose dimensions are all <= BLOCK_SIZE; the
-    others take the grafted (RMSprop) step alone."""
-    return len(shape) >= 1 and all(n <= BLOCK_SIZE for n in shape)
+    """Arrays of rank >= 1 with no dimension over SKIP_DIM_SIZE are preconditioned; the
+    others (embedding tables) take the grafted step alone."""
+    return len(shape) >= 1 and all(n <= SKIP_DIM_SIZE for n in shape)
+
+
+def block_sizes(shape: tuple[int, ...]) -> list[list[int]]:
+    """Per dimension of the merged shape, the sizes of its blocks: BLOCK_SIZE each, the last
+    one the remainder (Distributed Shampoo's blocking)."""
+    sizes = []
+    for n in merged_shape(shape):
+        full, rest = divmod(n, BLOCK_SIZE)
+        sizes.append([BLOCK_SIZE] * full + ([rest] if rest else []))
+    return sizes
+
+
+def statistic_sizes(shape: tuple[int, ...]) -> list[int]:
+    """The side of each statistic of an array: per block (row-major over the blocks), per
+    dimension."""
+    return [n for block in itertools.product(*block_sizes(shape)) for n in block]
+
+
+def partition(x: jax.Array, sizes: list[list[int]]) -> list[jax.Array]:
+    """``x`` (of the merged shape) cut into its blocks, row-major over the block grid."""
+    blocks = [x]
+    for axis, dim_sizes in enumerate(sizes):
+        if len(dim_sizes) > 1:
+            cuts = list(itertools.accumulate(dim_sizes))[:-1]
+            blocks = [part for b in blocks for part in jnp.split(b, cuts, axis=axis)]
+    return blocks
+
+
+def merge_partitions(blocks: list[jax.Array], sizes: list[list[int]]) -> jax.Array:
+    """The inverse of `partition`."""
+    for axis in reversed(range(len(sizes))):
+        n = len(sizes[axis])
+        if n > 1:
+            blocks = [jnp.concatenate(blocks[i:i + n], axis=axis)
+                      for i in range(0, len(blocks), n)]
+    return blocks[0]
 
 
 def inverse_root(statistic: jax.Array, root: int) -> jax.Array:
@@ -97,7 +165,7 @@ def inverse_root(statistic: jax.Array, root: int) -> jax.Array:
     return (vectors * scaled) @ vectors.T
 
 
-def precondition(g: jax.Array, preconditioners: tuple[jax.Array, ...]) -> jax.Array:
+def precondition(g: jax.Array, preconditioners: Sequence[jax.Array]) -> jax.Array:
     """``g`` multiplied along each dimension by that dimension's preconditioner."""
     for p in preconditioners:  # contracting axis 0 and appending: k steps restore the order
         g = jnp.tensordot(g, p, axes=[[0], [0]])
@@ -106,62 +174,83 @@ def precondition(g: jax.Array, preconditioners: tuple[jax.Array, ...]) -> jax.Ar
 
 def shampoo(learning_rate: optax.Schedule, beta1: float, beta2: float,
             weight_decay: float) -> optax.GradientTransformation:
-    """Shampoo after Distributed Shampoo's defaults in AlgoPerf's baseline: statistics ``G G^T``
-    per dimension averaged with ``beta2``, inverse ``2k``-th roots (``k`` the rank) recomputed
-    every 20 steps from step 101, the direction scaled to the norm of an RMSprop step on the
-    normalised gradient (grafting; that step alone before step 101), weight decay added to the
-    update, Nesterov momentum with a moving average ``beta1``, then the learning rate."""
+    """Distributed Shampoo with the defaults of AlgoPerf's baseline, on one device.
+
+    Each array is reshaped by `merged_shape` and cut into blocks of at most BLOCK_SIZE per
+    dimension; each block keeps a statistic ``G G^T`` per dimension (from ``eps * I``, averaged
+    with ``beta2``) and its inverse ``2k``-th root (``k`` the merged rank), recomputed every 20
+    steps. The preconditioned blocks, put back together, are scaled to the norm of an RMSprop
+    step on the normalised gradient (grafting); weight decay is added, and each of the two
+    steps keeps its Nesterov momentum (a moving average ``beta1``). Before step 101 the grafted
+    step is taken, after it the Shampoo one; then the learning rate.
+    """
 
     def init(params):
         def stats(p):
-            return tuple(jnp.zeros((n, n), p.dtype) for n in p.shape) \
-                if preconditioned(p.shape) else ()
+            return tuple(MATRIX_EPS * jnp.eye(n, dtype=p.dtype)
+                         for n in statistic_sizes(p.shape)) if preconditioned(p.shape) else ()
 
         def eye(p):
-            return tuple(jnp.eye(n, dtype=p.dtype) for n in p.shape) \
-                if preconditioned(p.shape) else ()
+            return tuple(jnp.eye(n, dtype=p.dtype)
+                         for n in statistic_sizes(p.shape)) if preconditioned(p.shape) else ()
 
         return ShampooState(jnp.zeros([], jnp.int32), jax.tree.map(stats, params),
-                            jax.tree.map(eye, params), jax.tree.map(jnp.zeros_like, params),
-                            jax.tree.map(jnp.zeros_like, params))  # two buffers, both donated
+                            jax.tree.map(eye, params),
+                            *(jax.tree.map(jnp.zeros_like, params) for _ in range(3)))
 
     def update(grads, state, params):
-        step = state.count + 1
-        recompute = (step >= START_PRECONDITIONING_STEP) & (
-            (step - START_PRECONDITIONING_STEP) % PRECONDITIONING_COMPUTE_STEPS == 0)
-        use_shampoo = step >= START_PRECONDITIONING_STEP
-        lr = learning_rate(state.count)
+        count = state.count  # Distributed Shampoo's step: 0 at the first update
+        recompute = (count % PRECONDITIONING_COMPUTE_STEPS == 0) & (
+            count + PRECONDITIONING_COMPUTE_STEPS > START_PRECONDITIONING_STEP)
+        use_shampoo = count >= START_PRECONDITIONING_STEP
+        lr = learning_rate(count)
 
-        def one(g, p, stats, preconditioners, v, m):
+        def one(g, p, stats, preconditioners, v, graft_m, m):
             normalised = g / (jnp.linalg.norm(g) + _NORM_EPS)
             v = beta2 * v + (1 - beta2) * jnp.square(normalised)
             graft = normalised / (jnp.sqrt(v) + DIAGONAL_EPS)
-            u = graft
+            direction = graft
             if stats:
-                axes = range(g.ndim)
-                stats = tuple(
-                    beta2 * s + (1 - beta2) * jnp.tensordot(
-                        g, g, axes=[[a for a in axes if a != d]] * 2)
-                    for d, s in enumerate(stats))
-                preconditioners = jax.lax.cond(
-                    recompute,
-                    lambda: tuple(inverse_root(s, 2 * g.ndim) for s in stats),
-                    lambda: preconditioners)
-                direction = precondition(g, preconditioners)
-                scaled = direction * (jnp.linalg.norm(graft)
-                                      / (jnp.linalg.norm(direction) + _NORM_EPS))
-                u = jnp.where(use_shampoo, scaled, graft)
-            u = u + weight_decay * p
-            m = beta1 * m + (1 - beta1) * u
-            return -lr * (beta1 * m + (1 - beta1) * u), stats, preconditioners, v, m
+                sizes = block_sizes(g.shape)
+                blocks = partition(g.reshape(merged_shape(g.shape)), sizes)
+                rank = len(sizes)
+                new_stats = []
+                for i, block in enumerate(blocks):
+                    for d in range(rank):
+                        axes = [a for a in range(rank) if a != d]
+                        new_stats.append(beta2 * stats[i * rank + d] + (1 - beta2)
+                                         * jnp.tensordot(block, block, axes=[axes, axes]))
+                stats = tuple(new_stats)
+
+                def roots():
+                    new = tuple(inverse_root(s, 2 * rank) for s in stats)
+                    # A failed root (NaN) keeps the old preconditioner, as Distributed
+                    # Shampoo keeps one whose root failed its error check.
+                    return tuple(jnp.where(jnp.all(jnp.isfinite(n)), n, old)
+                                 for n, old in zip(new, preconditioners, strict=True))
+
+                preconditioners = jax.lax.cond(recompute, roots, lambda: preconditioners)
+                direction = merge_partitions(
+                    [precondition(block, preconditioners[i * rank:(i + 1) * rank])
+                     for i, block in enumerate(blocks)], sizes).reshape(g.shape)
+            shampoo_step = direction * (jnp.linalg.norm(graft)
+                                        / (jnp.linalg.norm(direction) + _NORM_EPS))
+            shampoo_step = shampoo_step + weight_decay * p
+            graft_step = graft + weight_decay * p
+            m = beta1 * m + (1 - beta1) * shampoo_step
+            graft_m = beta1 * graft_m + (1 - beta1) * graft_step
+            step, momentum = jnp.where(use_shampoo, shampoo_step, graft_step), \
+                jnp.where(use_shampoo, m, graft_m)
+            return (-lr * ((1 - beta1) * step + beta1 * momentum), stats, preconditioners, v,
+                    graft_m, m)
 
         treedef = jax.tree.structure(grads)
-        leaves = [jax.tree.leaves(t, is_leaf=lambda x: isinstance(x, tuple))
-                  for t in (grads, params, state.stats, state.preconditioners, state.graft,
-                            state.momentum)]
-        out = [one(*args) for args in zip(*leaves, strict=True)]
-        unflat = [jax.tree.unflatten(treedef, [o[i] for o in out]) for i in range(5)]
-        return unflat[0], ShampooState(step, *unflat[1:])
+        flat = [treedef.flatten_up_to(t) for t in (
+            grads, params, state.stats, state.preconditioners, state.graft,
+            state.graft_momentum, state.momentum)]
+        out = [one(*args) for args in zip(*flat, strict=True)]
+        unflat = [jax.tree.unflatten(treedef, [o[i] for o in out]) for i in range(6)]
+        return unflat[0], ShampooState(count + 1, *unflat[1:])
 
     return optax.GradientTransformation(init, update)
 

@@ -1,8 +1,9 @@
 """Shampoo with grafting, linear warmup and cosine decay in PyTorch: AlgoPerf's paper
 baseline.
 
-`Shampoo` below computes the JAX version's rule (Distributed Shampoo's defaults in AlgoPerf's
-baseline, without blocking: see submission_jax.py). The learning rate rises linearly from 0
+`Shampoo` below computes the JAX version's rule (Distributed Shampoo with the defaults of
+AlgoPerf's baseline, blocking and merged dimensions included, on one device: see
+submission_jax.py for what it leaves out). The learning rate rises linearly from 0
 over ``warmup_factor * step_hint`` steps, then follows a cosine to 0 at ``step_hint``.
 ``beta1 = 1 - one_minus_beta1``. Optional hyperparameters: ``grad_clip`` (global-norm
 clipping) and ``label_smoothing``.
@@ -10,8 +11,9 @@ clipping) and ``label_smoothing``.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -34,7 +36,10 @@ _BATCH_SIZES = {
     "mnist": 16,
     "digits": 64,
     "mnist1d": 128,
+    "tabular": 128,
     "charlm": 32,
+    "cifar": 128,  # AlgoPerf's development cifar submission
+    "finewebedu_lm": 64,  # AlgoPerf v0.6's submissions
 }
 
 
@@ -46,12 +51,63 @@ def get_batch_size(workload_name: str) -> int:
         raise ValueError(f"no batch size for workload {workload_name!r}") from None
 
 
-BLOCK_SIZE = 1024  # Distributed Shampoo's default block size
+BLOCK_SIZE = 1024  # Distributed Shampoo's block_size: the largest preconditioner dimension
+MERGE_DIMS_SIZE = 4096  # its merge_small_dims_block_size
+SKIP_DIM_SIZE = 4096  # tensors with a larger dimension are not preconditioned
 START_PRECONDITIONING_STEP = 101  # its defaults, as in AlgoPerf's baseline
 PRECONDITIONING_COMPUTE_STEPS = 20
 MATRIX_EPS = 1e-6  # relative to the largest eigenvalue of the statistic
 DIAGONAL_EPS = 1e-8
 _NORM_EPS = 1e-16
+
+
+def merged_shape(shape: Sequence[int]) -> tuple[int, ...]:
+    """Distributed Shampoo's best-effort shape interpretation (submission_jax.py's)."""
+    if shape and all(n == 1 for n in shape):
+        return (1,)
+    merged, product = [], 1
+    for n in shape:
+        if product * n <= MERGE_DIMS_SIZE:
+            product *= n
+        else:
+            if product > 1:
+                merged.append(product)
+            product = n
+    if product > 1:
+        merged.append(product)
+    return tuple(merged)
+
+
+def preconditioned(shape: Sequence[int]) -> bool:
+    """Tensors of rank >= 1 with no dimension over SKIP_DIM_SIZE are preconditioned."""
+    return len(shape) >= 1 and all(n <= SKIP_DIM_SIZE for n in shape)
+
+
+def block_sizes(shape: Sequence[int]) -> list[list[int]]:
+    """Per merged dimension, its blocks' sizes: BLOCK_SIZE each, the last the remainder."""
+    sizes = []
+    for n in merged_shape(shape):
+        full, rest = divmod(n, BLOCK_SIZE)
+        sizes.append([BLOCK_SIZE] * full + ([rest] if rest else []))
+    return sizes
+
+
+def partition(x: torch.Tensor, sizes: list[list[int]]) -> list[torch.Tensor]:
+    """``x`` (of the merged shape) cut into its blocks, row-major over the block grid."""
+    blocks = [x]
+    for axis, dim_sizes in enumerate(sizes):
+        if len(dim_sizes) > 1:
+            blocks = [part for b in blocks for part in torch.split(b, dim_sizes, dim=axis)]
+    return blocks
+
+
+def merge_partitions(blocks: list[torch.Tensor], sizes: list[list[int]]) -> torch.Tensor:
+    """The inverse of `partition`."""
+    for axis in reversed(range(len(sizes))):
+        n = len(sizes[axis])
+        if n > 1:
+            blocks = [torch.cat(blocks[i:i + n], dim=axis) for i in range(0, len(blocks), n)]
+    return blocks[0]
 
 
 def inverse_root(statistic: torch.Tensor, root: int) -> torch.Tensor:
@@ -63,15 +119,16 @@ def inverse_root(statistic: torch.Tensor, root: int) -> torch.Tensor:
 
 
 class Shampoo(torch.optim.Optimizer):
-    """The JAX version's Shampoo rule (its `shampoo` docstring), per parameter tensor.
+    """The JAX version's Distributed Shampoo rule (its `shampoo` docstring), per tensor.
 
-    Statistics ``G G^T`` per dimension averaged with ``beta2``; inverse ``2k``-th roots
-    recomputed every 20 steps from step 101; the direction scaled to the norm of an RMSprop
-    step on the normalised gradient (that step alone before step 101, and for tensors with a
-    dimension over 1024); weight decay added to the update; Nesterov momentum with a moving
-    average ``beta1``; then the learning rate. AlgoPerf's PyTorch Shampoo folder is empty and
-    Meta's Distributed Shampoo is not on PyPI, so it is written here;
-    tests/test_baselines.py holds it to the JAX version.
+    Each tensor is reshaped by `merged_shape` and cut into blocks of at most 1024 per
+    dimension; per block and dimension a statistic ``G G^T`` (from ``eps * I``, averaged with
+    ``beta2``) and its inverse ``2k``-th root, recomputed every 20 steps; the reassembled
+    direction scaled to the norm of an RMSprop step on the normalised gradient; weight decay
+    added; a Nesterov momentum (moving average ``beta1``) for each of the Shampoo and grafted
+    steps, the grafted one taken before step 101; then the learning rate. AlgoPerf's PyTorch
+    Shampoo folder is empty and Meta's Distributed Shampoo is not on PyPI, so it is written
+    here; tests/test_baselines.py holds it to the JAX version.
     """
 
     def __init__(self, params, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
@@ -87,43 +144,60 @@ class Shampoo(torch.optim.Optimizer):
                 if p.grad is None:
                     continue
                 g, state = p.grad, self.state[p]
-                shampoo = p.ndim >= 1 and max(p.shape) <= BLOCK_SIZE
+                shampoo = preconditioned(p.shape)
+                sizes = block_sizes(p.shape) if shampoo else []
                 if not state:
                     state["step"] = torch.tensor(0.0)
-                    state["graft"] = torch.zeros_like(p)
-                    state["momentum"] = torch.zeros_like(p)
+                    for name in ("graft", "graft_momentum", "momentum"):
+                        state[name] = torch.zeros_like(p)
                     if shampoo:
-                        state["stats"] = [torch.zeros(n, n, dtype=p.dtype, device=p.device)
-                                          for n in p.shape]
+                        sides = [n for block in itertools.product(*sizes) for n in block]
+                        state["stats"] = [MATRIX_EPS * torch.eye(n, dtype=p.dtype,
+                                                                 device=p.device)
+                                          for n in sides]
                         state["preconditioners"] = [torch.eye(n, dtype=p.dtype,
                                                               device=p.device)
-                                                    for n in p.shape]
+                                                    for n in sides]
+                count = int(state["step"].item())  # Distributed Shampoo's: 0 at the first
                 state["step"] += 1
-                step = int(state["step"].item())
                 normalised = g / (torch.linalg.norm(g) + _NORM_EPS)
                 v = state["graft"].mul_(beta2).addcmul_(normalised, normalised,
                                                         value=1 - beta2)
                 graft = normalised / (v.sqrt() + DIAGONAL_EPS)
-                update = graft
+                direction = graft
                 if shampoo:
-                    others = list(range(g.ndim))
-                    for d, s in enumerate(state["stats"]):
-                        axes = [a for a in others if a != d]
-                        s.mul_(beta2).add_(torch.tensordot(g, g, dims=(axes, axes)),
-                                           alpha=1 - beta2)
-                    if step >= START_PRECONDITIONING_STEP and (
-                            step - START_PRECONDITIONING_STEP) % PRECONDITIONING_COMPUTE_STEPS == 0:
-                        state["preconditioners"] = [inverse_root(s, 2 * g.ndim)
-                                                    for s in state["stats"]]
-                    if step >= START_PRECONDITIONING_STEP:
-                        direction = g
-                        for q in state["preconditioners"]:
-                            direction = torch.tensordot(direction, q, dims=([0], [0]))
-                        update = direction * (torch.linalg.norm(graft)
-                                              / (torch.linalg.norm(direction) + _NORM_EPS))
-                update = update + group["weight_decay"] * p
-                m = state["momentum"].mul_(beta1).add_(update, alpha=1 - beta1)
-                p.sub_(group["lr"] * (beta1 * m + (1 - beta1) * update))
+                    rank = len(sizes)
+                    blocks = partition(g.reshape(merged_shape(g.shape)), sizes)
+                    for i, block in enumerate(blocks):
+                        for d in range(rank):
+                            axes = [a for a in range(rank) if a != d]
+                            state["stats"][i * rank + d].mul_(beta2).add_(
+                                torch.tensordot(block, block, dims=(axes, axes)),
+                                alpha=1 - beta2)
+                    if count % PRECONDITIONING_COMPUTE_STEPS == 0 and (
+                            count + PRECONDITIONING_COMPUTE_STEPS > START_PRECONDITIONING_STEP):
+                        for k, s in enumerate(state["stats"]):
+                            root = inverse_root(s, 2 * rank)
+                            if torch.isfinite(root).all():  # a failed root keeps the old one
+                                state["preconditioners"][k] = root
+                    qs = state["preconditioners"]
+                    preconditioned_blocks = []
+                    for i, block in enumerate(blocks):
+                        for q in qs[i * rank:(i + 1) * rank]:
+                            block = torch.tensordot(block, q, dims=([0], [0]))
+                        preconditioned_blocks.append(block)
+                    direction = merge_partitions(preconditioned_blocks, sizes).reshape(g.shape)
+                shampoo_step = direction * (torch.linalg.norm(graft)
+                                            / (torch.linalg.norm(direction) + _NORM_EPS))
+                shampoo_step = shampoo_step + group["weight_decay"] * p
+                graft_step = graft + group["weight_decay"] * p
+                m = state["momentum"].mul_(beta1).add_(shampoo_step, alpha=1 - beta1)
+                graft_m = state["graft_momentum"].mul_(beta1).add_(graft_step, alpha=1 - beta1)
+                if count >= START_PRECONDITIONING_STEP:
+                    step, momentum = shampoo_step, m
+                else:
+                    step, momentum = graft_step, graft_m
+                p.sub_(group["lr"] * ((1 - beta1) * step + beta1 * momentum))
 
 
 def warmup_cosine(warmup_factor: float, step_hint: int) -> Callable[[int], float]:
@@ -217,9 +291,9 @@ def update_params(
 
     if workload.metrics_logger is not None and _is_log_step(global_step):
         if grad_norm is None:
-            grad_norm = torch.nn.utils.get_total_norm(
-                [p.grad for p in model.parameters() if p.grad is not None]
-            )
+            grad_norm = torch.linalg.vector_norm(torch.stack(
+                [torch.linalg.vector_norm(p.grad) for p in model.parameters()
+                 if p.grad is not None]))
         workload.metrics_logger.append_scalar_metrics(
             {"loss": loss.item(), "grad_norm": grad_norm.item()}, global_step
         )
