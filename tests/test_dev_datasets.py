@@ -163,3 +163,13 @@ def test_charlm_loss_and_ppl_are_torch_cross_entropy_per_byte_of_the_validation_
     assert result["validation/ppl"] == pytest.approx(math.exp(loss), rel=1e-5)
     assert result["validation/accuracy"] == pytest.approx(accuracy, abs=1e-6)
     assert result["validation/num_examples"] == len(arrays["inputs"])
+
+
+def test_perplexity_of_a_diverged_loss_is_infinite_not_an_overflow_error():
+    from algoperf.workloads.common.perplexity import perplexity
+
+    assert perplexity(2.0) == math.exp(2.0)
+    assert perplexity(1e4) == math.inf and perplexity(math.inf) == math.inf
+    assert math.isnan(perplexity(math.nan))
+    charlm = registry.get_workload("charlm")
+    assert not charlm.reached(perplexity(1e4))

@@ -16,14 +16,13 @@ base's loss (``per_example``: one entry per position) and eval step apply as the
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from algoperf import spec
 from algoperf.datasets import python_docs
 from algoperf.workloads.common import pipeline
 from algoperf.workloads.common.classification import ImageClassificationWorkload
+from algoperf.workloads.common.perplexity import perplexity
 
 VOCAB_SIZE = python_docs.VOCAB_SIZE
 SEQUENCE_LENGTH = python_docs.SEQUENCE_LENGTH
@@ -93,4 +92,4 @@ class BaseCharLmWorkload(ImageClassificationWorkload):
         sums = super()._eval_model_on_split(split, num_examples, global_batch_size, params,
                                             model_state, rng, data_dir, global_step)
         metrics = {name: value / SEQUENCE_LENGTH for name, value in sums.items()}
-        return {**metrics, "ppl": math.exp(metrics["loss"])}
+        return {**metrics, "ppl": perplexity(metrics["loss"])}

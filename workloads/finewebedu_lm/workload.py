@@ -37,6 +37,7 @@ from algoperf.datasets import finewebedu
 from algoperf.errors import UserError
 from algoperf.workloads.common import pipeline
 from algoperf.workloads.common.classification import ImageClassificationWorkload
+from algoperf.workloads.common.perplexity import perplexity
 
 VOCAB_SIZE = finewebedu.VOCAB_SIZE
 CONTEXT_LENGTH = 1024  # the model's context: AlgoPerf's seq_len
@@ -151,4 +152,4 @@ class BaseLmWorkload(ImageClassificationWorkload):
         sums = super()._eval_model_on_split(split, num_examples, global_batch_size, params,
                                             model_state, rng, data_dir, global_step)
         loss = sums["loss"] / self.sequence_length
-        return {"loss": loss, "ppl": math.exp(loss)}
+        return {"loss": loss, "ppl": perplexity(loss)}
