@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from algoperf.datasets import content
 from algoperf.datasets import mnist as mnist_data
 
 CIFAR_FOLDER = "cifar-10-batches-py"
@@ -42,6 +43,16 @@ class Fault:
     corrupt: bool = False  # flip bytes in the body
     ignore_range: bool = False  # answer 200 with the whole file even to a Range request
     before: object = None  # a callable run before answering
+
+
+@dataclasses.dataclass(frozen=True)
+class Downloaded:
+    """A module's one download from the fixture server: where it went, the content manifest
+    it wrote, and the Range headers the server saw (a resumed transfer sends one)."""
+
+    data_dir: Path
+    result: content.ContentManifest
+    ranges: list[str | None]
 
 
 class FixtureServer:

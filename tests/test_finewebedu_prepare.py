@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from dataset_fixtures import Fault, FixtureServer, write_manifest
+from dataset_fixtures import Downloaded, Fault, FixtureServer, write_manifest
 
 from algoperf.datasets import content, fetch, manifest, operations
 from algoperf.datasets import finewebedu as fw
@@ -145,13 +145,6 @@ def fixture_manifest(tmp_path: Path, official: Official, url: str) -> manifest.M
     tables = {name: official.files[name] for name in fw.BPE_FILES}
     return manifest.load_file(write_manifest(tmp_path / "finewebedu.json", "finewebedu", tables,
                                              [url + TABLES, url + RESOLVE]))
-
-
-@dataclasses.dataclass(frozen=True)
-class Downloaded:
-    data_dir: Path
-    result: content.ContentManifest
-    ranges: list[str | None]
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from dataset_fixtures import Fault, FixtureServer, write_manifest
+from dataset_fixtures import Downloaded, Fault, FixtureServer, write_manifest
 
 from algoperf.datasets import content, fetch, manifest, operations
 from algoperf.datasets import librispeech as ls
@@ -162,13 +162,6 @@ def expected_ids(utterances: dict[str, Utterance], split: str) -> list[str]:
                        and len(u.transcript) <= ls.MAX_TRANSCRIPT_CHARACTERS
                        and len(u.audio) <= ls.MAX_AUDIO_SAMPLES), key=ls.utterance_order)
     return ids
-
-
-@dataclasses.dataclass(frozen=True)
-class Downloaded:
-    data_dir: Path
-    result: content.ContentManifest
-    ranges: list[str | None]
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dataset_fixtures import Fault, FixtureServer, write_manifest
+from dataset_fixtures import Downloaded, Fault, FixtureServer, write_manifest
 
 from algoperf.datasets import content, fetch, manifest, operations, wmt
 from algoperf.errors import UserError
@@ -126,13 +126,6 @@ def archives(tmp_path_factory, pairs) -> dict[str, Path]:
 def fixture_manifest(tmp_path: Path, archives: dict[str, Path], url: str) -> manifest.Manifest:
     return manifest.load_file(write_manifest(tmp_path / "wmt.json", "wmt", archives,
                                              [url + m for m in MIRROR_ORDER]))
-
-
-@dataclasses.dataclass(frozen=True)
-class Downloaded:
-    data_dir: Path
-    result: content.ContentManifest
-    ranges: list[str | None]
 
 
 @pytest.fixture(scope="module")
