@@ -21,6 +21,8 @@ stops all (:meth:`Ranks.any`), and a UserError on any rank ends every rank
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import gc
 import os
 import shlex
 import sys
@@ -33,6 +35,8 @@ from algoperf.errors import UserError
 T = TypeVar("T")
 
 TORCHRUN = "torchrun --standalone --nnodes=1"
+# How long a leaving rank waits for the others at the final barrier.
+LEAVE_TIMEOUT = datetime.timedelta(seconds=30)
 
 
 class ReportedOnRankZero(UserError):
@@ -248,16 +252,29 @@ def _describe(error: BaseException) -> str:
 
 
 def leave_process_group() -> None:
-    """Destroys this process's PyTorch process group, if it joined one, once the run's last
-    collective is done (as AlgoPerf's runner does): left to interpreter exit, gloo's threads
-    can abort the process after a completed run ("terminate called without an active
-    exception", exit -6)."""
+    """Destroys this process's PyTorch process group, if it joined one, once every rank is
+    done with it (registered at exit by ``pytorch_utils.pytorch_init``).
+
+    Left to interpreter finalisation, gloo's worker threads can abort a finished process
+    ("terminate called without an active exception", exit -6): they still hold work objects
+    whose tensors need the interpreter, or a peer that already left closes the sockets under
+    a pending receive. So the garbage that holds finished work (a DDP reducer, a traceback's
+    frames) is collected first, and on gloo the ranks meet at a bounded barrier before any of
+    them leaves; a rank that is gone only costs the barrier's timeout.
+    """
     if "torch" not in sys.modules:
         return
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    gc.collect()
+    if dist.get_backend() == "gloo":
+        try:
+            dist.monitored_barrier(timeout=LEAVE_TIMEOUT, wait_all_ranks=True)
+        except RuntimeError:  # a rank already left or died: nothing is pending on it
+            pass
+    dist.destroy_process_group()
 
 
 def ranks_of(framework: str) -> Ranks:

@@ -111,19 +111,13 @@ def run(ctx: click.Context, **options) -> None:
     config = config_from_options(debug=ctx.obj.get("debug", False), **options)
     distributed.check_launch(config.framework, sys.argv[1:])  # names the torchrun command
     if distributed.process_rank() != 0:  # torchrun: rank 0 shows progress and the summary
-        try:
-            results = run_trials(config)
-        finally:
-            distributed.leave_process_group()
+        results = run_trials(config)  # pytorch_init leaves the process group at exit
         sys.exit(1 if any(r.status != "completed" for r in results) else 0)
     console = terminal.console()
     title = (f"{config.experiment_name} on {config.workload} ({config.framework}, "
              f"{config.ruleset} tuning, rules {config.rules})")
-    try:
-        with LiveProgress(title) as progress:
-            results = run_trials(config, progress)
-    finally:
-        distributed.leave_process_group()
+    with LiveProgress(title) as progress:
+        results = run_trials(config, progress)
     console.print(summary_table(results, registry.get_workload(config.workload)))
     for line in hardware_lines(results) + contention_lines(results):
         console.print(line, markup=False, highlight=False, soft_wrap=True)  # one line each

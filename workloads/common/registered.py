@@ -12,10 +12,11 @@ smaller without changing a parameter of its model (ImageNet's 64 x 64 crops for 
 where the architecture allows it. The CPU test suites build every row with them
 (``import_reduced``); a training run never does.
 
-Split sizes have one owner here too: a workload reports AlgoPerf's official sizes
-(``official_split_sizes``) until it has read its prepared data, then the prepared copy's
-(``_prepared_split_sizes``), which may be smaller (synthetic data, a subset): an eval must not
-loop over examples that are not there.
+Split sizes have one owner here too: ``num_train_examples`` and its siblings report the
+official sizes (``official_split_sizes``) until the workload has read its prepared data, then
+the prepared copy's (``_prepared_split_sizes``), which may be smaller (synthetic data, a
+subset): an eval must not loop over examples that are not there. A generated dev dataset's
+sizes are fixed, so its official sizes are the prepared ones.
 """
 
 from __future__ import annotations
@@ -56,8 +57,10 @@ class RegisteredWorkload(spec.Workload):
             setattr(self, name, value)
 
     def _prepared_split_sizes(self, data_dir: str | None) -> Mapping[str, int]:
-        """The example count of each split of the prepared data in ``data_dir``."""
-        raise NotImplementedError(f"{type(self).__name__} does not read its split sizes")
+        """The example count of each split of the prepared data in ``data_dir``; by default
+        the official ones (a generated dataset, the same on every machine)."""
+        del data_dir
+        return self.official_split_sizes
 
     def _read_split_sizes(self, data_dir: str | None) -> None:
         """Reads the prepared split sizes, once per data dir; nothing to read for a workload
@@ -72,6 +75,18 @@ class RegisteredWorkload(spec.Workload):
         """``split``'s example count: the prepared data's once read, else the official one."""
         return (self.official_split_sizes if self._split_sizes is None
                 else self._split_sizes)[split]
+
+    @property
+    def num_train_examples(self) -> int:
+        return self._split_size("train")
+
+    @property
+    def num_validation_examples(self) -> int:
+        return self._split_size("validation")
+
+    @property
+    def num_test_examples(self) -> int | None:
+        return self._split_size("test")
 
     def eval_model(self, global_batch_size: int, params: spec.ParameterContainer,
                    model_state: spec.ModelAuxiliaryState, rng: spec.RandomState, data_dir: str,

@@ -65,21 +65,9 @@ class BaseCriteo1TbDlrmSmallWorkload(RegisteredWorkload):
     # Sizes.
 
     @property
-    def num_train_examples(self) -> int:
-        return self._split_size("train")
-
-    @property
     def num_eval_train_examples(self) -> int:
         rounded = math.ceil(self.num_validation_examples / self.eval_batch_size)
         return min(rounded * self.eval_batch_size, self.num_train_examples)
-
-    @property
-    def num_validation_examples(self) -> int:
-        return self._split_size("validation")
-
-    @property
-    def num_test_examples(self) -> int:
-        return self._split_size("test")
 
     @property
     def loss_type(self) -> spec.LossType:

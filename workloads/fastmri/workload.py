@@ -56,21 +56,9 @@ class BaseFastMRIWorkload(RegisteredWorkload):
     # Sizes.
 
     @property
-    def num_train_examples(self) -> int:
-        return self._split_size("train")
-
-    @property
     def num_eval_train_examples(self) -> int:
         rounded = math.ceil(self.num_validation_examples / self.eval_batch_size)
         return min(rounded * self.eval_batch_size, self.num_train_examples)
-
-    @property
-    def num_validation_examples(self) -> int:
-        return self._split_size("validation")
-
-    @property
-    def num_test_examples(self) -> int:
-        return self._split_size("test")
 
     @property
     def eval_batch_size(self) -> int:

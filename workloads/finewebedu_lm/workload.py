@@ -78,16 +78,8 @@ class BaseLmWorkload(ImageClassificationWorkload):
     # Sizes: windows of the prepared streams (AlgoPerf's constants until the data is read).
 
     @property
-    def num_train_examples(self) -> int:
-        return self._split_size("train")
-
-    @property
     def num_eval_train_examples(self) -> int:
         return min(NUM_EVAL_TRAIN, self.num_train_examples)
-
-    @property
-    def num_validation_examples(self) -> int:
-        return self._split_size("validation")
 
     @property
     def num_test_examples(self) -> None:

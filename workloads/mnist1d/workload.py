@@ -27,20 +27,9 @@ class BaseMnist1dWorkload(ImageClassificationWorkload):
     """MNIST-1D, framework-free: the JAX and PyTorch ``Mnist1dWorkload`` classes build on it."""
 
     workload_name = "mnist1d"
+    official_split_sizes = mnist1d_data.SPLIT_SIZES  # fixed: generated, the same everywhere
     num_classes = NUM_CLASSES
     input_shape = INPUT_SHAPE
-
-    @property
-    def num_train_examples(self) -> int:
-        return mnist1d_data.SPLIT_SIZES["train"]
-
-    @property
-    def num_validation_examples(self) -> int:
-        return mnist1d_data.SPLIT_SIZES["validation"]
-
-    @property
-    def num_test_examples(self) -> int:
-        return mnist1d_data.SPLIT_SIZES["test"]
 
     @property
     def eval_batch_size(self) -> int:

@@ -61,20 +61,8 @@ class BaseOgbgWorkload(RegisteredWorkload):
     # Sizes.
 
     @property
-    def num_train_examples(self) -> int:
-        return self._split_size("train")
-
-    @property
     def num_eval_train_examples(self) -> int:
         return min(NUM_EVAL_TRAIN, self.num_train_examples)
-
-    @property
-    def num_validation_examples(self) -> int:
-        return self._split_size("validation")
-
-    @property
-    def num_test_examples(self) -> int:
-        return self._split_size("test")
 
     @property
     def eval_batch_size(self) -> int:

@@ -22,20 +22,9 @@ class BaseTabularWorkload(ImageClassificationWorkload):
     """tabular, framework-free: the JAX and PyTorch ``TabularWorkload`` classes build on it."""
 
     workload_name = "tabular"
+    official_split_sizes = input_pipeline.SPLIT_SIZES  # fixed: generated, the same everywhere
     num_classes = NUM_CLASSES
     input_shape = INPUT_SHAPE
-
-    @property
-    def num_train_examples(self) -> int:
-        return input_pipeline.SPLIT_SIZES["train"]
-
-    @property
-    def num_validation_examples(self) -> int:
-        return input_pipeline.SPLIT_SIZES["validation"]
-
-    @property
-    def num_test_examples(self) -> int:
-        return input_pipeline.SPLIT_SIZES["test"]
 
     @property
     def eval_batch_size(self) -> int:

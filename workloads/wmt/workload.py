@@ -92,22 +92,10 @@ class BaseWmtWorkload(ImageClassificationWorkload):
     # Sizes: pairs left after the length filter (AlgoPerf's constants until data is read).
 
     @property
-    def num_train_examples(self) -> int:
-        return self._split_size("train")
-
-    @property
     def num_eval_train_examples(self) -> int:
         # AlgoPerf: the validation size rounded up to whole eval batches.
         rounded = math.ceil(self.num_validation_examples / self.eval_batch_size)
         return min(rounded * self.eval_batch_size, self.num_train_examples)
-
-    @property
-    def num_validation_examples(self) -> int:
-        return self._split_size("validation")
-
-    @property
-    def num_test_examples(self) -> int:
-        return self._split_size("test")
 
     @property
     def eval_batch_size(self) -> int:
@@ -148,11 +136,16 @@ class BaseWmtWorkload(ImageClassificationWorkload):
                                 "tokens per side; prepare more data")
         return sizes
 
+    def _read_split_sizes(self, data_dir: str | None) -> None:
+        """The split sizes (they follow the prepared data and the length filter), and the
+        tokenizer that the evals decode translations with."""
+        super()._read_split_sizes(data_dir)
+        if self._tokenizer is None:
+            self._tokenizer = wmt_data.load_tokenizer(self._directory(data_dir))
+
     def _sides(self, split: str, data_dir: str | None) -> tuple[Any, Any, np.ndarray]:
         """``_kept_pairs`` once the split sizes and the tokenizer are read."""
         self._read_split_sizes(data_dir)
-        if self._tokenizer is None:
-            self._tokenizer = wmt_data.load_tokenizer(self._directory(data_dir))
         return self._kept_pairs(split, data_dir)
 
     def _load_split(self, split: str, data_dir: str | None) -> dict[str, np.ndarray]:
@@ -211,14 +204,6 @@ class BaseWmtWorkload(ImageClassificationWorkload):
         ids = decode.until_eos(ids)
         ids[ids >= self._tokenizer.get_piece_size()] = wmt_data.PAD_ID
         return self._tokenizer.decode(ids.tolist())
-
-    def eval_model(self, global_batch_size, params, model_state, rng, data_dir,
-                   imagenet_v2_data_dir, global_step):
-        """``spec.Workload.eval_model`` with the split sizes read first (they follow the
-        prepared data and the length filter)."""
-        self._sides("validation", data_dir)
-        return super().eval_model(global_batch_size, params, model_state, rng, data_dir,
-                                  imagenet_v2_data_dir, global_step)
 
     def _eval_model_on_split(
         self,
