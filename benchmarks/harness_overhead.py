@@ -6,9 +6,9 @@ attached (so the submission logs alike). The bare loop calls them back to back w
 rng; the runner adds everything it does per step (rng derivation, the clock, eval-period and
 budget checks, the train_state view, progress checks) and evaluates every 0.25 s as digits
 prescribes. The workload's targets are made unreachable so that both sides run every step.
-Runner and bare loop alternate, `--repeats` times each, in one process, and each side's
-per-step time is the median over its repetitions (the machine is noisy: only the ratio means
-anything).
+Runner and bare loop alternate, `--repeats` times each, in one process (the two runners in
+alternating order, so drift within a repetition cancels), and each side's per-step time is the
+median over its repetitions (the machine is noisy: only the ratio means anything).
 
 The runner's per-step time excludes step 1 (compilation) and evals: it is
 (submission time at the last eval - submission time at the first) / (steps in between).
@@ -129,12 +129,13 @@ def main() -> None:
 
                 torch.set_num_threads(args.torch_threads)
             runner_times, bare_times, shown_times = [], [], []
-            for _ in range(args.repeats):
+            for repeat in range(args.repeats):
                 bare_times.append(bare_step_time(framework, args.steps,
                                                  Path(tempfile.mkdtemp(dir=tmp))))
-                runner_times.append(runner_step_time(framework, args.steps, Path(tmp)))
-                shown_times.append(runner_step_time(framework, args.steps, Path(tmp),
-                                                    display=True))
+                # Alternate which runner goes first, so drift over a repetition cancels.
+                for display in (False, True) if repeat % 2 == 0 else (True, False):
+                    (shown_times if display else runner_times).append(
+                        runner_step_time(framework, args.steps, Path(tmp), display=display))
             r, b = statistics.median(runner_times), statistics.median(bare_times)
             d = statistics.median(shown_times)
             ratios[framework], display_ratios[framework] = r / b, d / r
