@@ -91,25 +91,13 @@ class BaseImagenetResNetWorkload(ImageClassificationWorkload):
 
     # Sizes.
 
-    def _count(self, split: str) -> int:
+    def _split_size(self, split: str) -> int:
         """Examples of ``split`` in the prepared data read so far (official before any)."""
         if self._data_dir is None:
             return OFFICIAL_COUNTS[split]
         if split not in self._counts:
             self._counts[split] = int(input_pipeline().num_examples(self._data_dir, split))
         return self._counts[split]
-
-    @property
-    def num_train_examples(self) -> int:
-        return self._count("train")
-
-    @property
-    def num_validation_examples(self) -> int:
-        return self._count("validation")
-
-    @property
-    def num_test_examples(self) -> int:
-        return self._count("test")
 
     @property
     def num_eval_train_examples(self) -> int:

@@ -60,27 +60,16 @@ class BaseLibriSpeechConformerWorkload(RegisteredWorkload):
 
     # Sizes.
 
-    def _count(self, split: str) -> int:
+    def _split_size(self, split: str) -> int:
+        """Utterances of ``split`` in the prepared index read so far (official before any)."""
         if split in self._ids:
             return len(self._ids[split])
         return librispeech_data.OFFICIAL_COUNTS[split]
 
     @property
-    def num_train_examples(self) -> int:
-        return self._count("train")
-
-    @property
     def num_eval_train_examples(self) -> int:
         rounded = math.ceil(self.num_validation_examples / self.eval_batch_size)
         return min(rounded * self.eval_batch_size, self.num_train_examples)
-
-    @property
-    def num_validation_examples(self) -> int:
-        return self._count("validation")
-
-    @property
-    def num_test_examples(self) -> int:
-        return self._count("test")
 
     @property
     def eval_batch_size(self) -> int:
