@@ -29,7 +29,9 @@ import dataclasses
 import hashlib
 import io
 import json
+import os
 import re
+import shutil
 import tarfile
 import tempfile
 import zlib
@@ -132,24 +134,76 @@ def _write_side(directory: Path, split: str, side: str, tokenizer, texts: list[s
     np.save(directory / f"{split}.{side}.offsets.npy", offsets)
 
 
+def _stage_key(**parts: object) -> str:
+    """What a stage of the preparation was computed from, as one line to compare."""
+    return json.dumps(parts, sort_keys=True)
+
+
+def _texts_sha256(texts: Iterable[str]) -> str:
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def _stage_done(work: Path, stage: str, key: str) -> bool:
+    marker = work / f"{stage}.done"
+    return marker.is_file() and marker.read_text() == key
+
+
+def _finish_stage(work: Path, stage: str, key: str) -> None:
+    (work / f"{stage}.done").write_text(key)
+
+
 def prepare_pairs(splits: Mapping[str, list[tuple[str, str]]], out: Path,
                   vocab_size: int = VOCAB_SIZE, max_corpus_chars: int = MAX_CORPUS_CHARS,
+                  work: Path | None = None, echo: Callable[[str], None] = lambda _: None,
                   **tokenizer_options: object) -> dict:
     """Writes the prepared layout into ``out`` from each split's (German, English) pairs:
     trains the tokeniser on the training pairs' first ``max_corpus_chars`` characters,
-    encodes every split and writes ``meta.json``; returns the sentence counts."""
+    encodes every split and writes ``meta.json``; returns the sentence counts.
+
+    With ``work``, each stage (the tokeniser, then each split's side) is written there with a
+    marker of what it was computed from (the corpus's and the texts' sha256, the options), and
+    a later call with the same inputs keeps it: an interrupted preparation resumes after its
+    last finished stage. The files move into ``out`` at the end and ``work`` is removed."""
     if set(splits) != set(SPLITS):
         raise ValueError(f"WMT needs the splits {', '.join(SPLITS)}, got {sorted(splits)}")
     out.mkdir(parents=True, exist_ok=True)
-    train_tokenizer(tokenizer_corpus(splits["train"], max_corpus_chars), out / MODEL_FILE,
-                    vocab_size, **tokenizer_options)
-    tokenizer = load_tokenizer(out)
+    stage_dir = work or out
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    corpus = tokenizer_corpus(splits["train"], max_corpus_chars)
+    model_key = _stage_key(corpus=_texts_sha256(corpus), vocab_size=vocab_size,
+                           options={k: str(v) for k, v in tokenizer_options.items()})
+    if work is not None and _stage_done(work, "tokenizer", model_key):
+        echo(f"the SentencePiece model from an earlier run (in {work})")
+    else:
+        train_tokenizer(corpus, stage_dir / MODEL_FILE, vocab_size, **tokenizer_options)
+        if work is not None:
+            _finish_stage(work, "tokenizer", model_key)
+    del corpus
+    tokenizer = load_tokenizer(stage_dir)
     counts = {}
     for split in SPLITS:
         pairs = splits[split]
         for index, side in enumerate(SIDES):
-            _write_side(out, split, side, tokenizer, [pair[index] for pair in pairs])
+            texts = [pair[index] for pair in pairs]
+            key = _stage_key(model=model_key, texts=_texts_sha256(texts), count=len(texts))
+            stage = f"{split}.{side}"
+            if work is not None and _stage_done(work, stage, key):
+                echo(f"{stage}: encoded by an earlier run")
+                continue
+            _write_side(stage_dir, split, side, tokenizer, texts)
+            if work is not None:
+                _finish_stage(work, stage, key)
+                echo(f"{stage}: {len(texts):,} sentences encoded")
         counts[split] = len(pairs)
+    if work is not None:
+        for name in [MODEL_FILE] + [f"{split}.{side}.{kind}.npy" for split in SPLITS
+                                    for side in SIDES for kind in ("ids", "offsets")]:
+            os.replace(work / name, out / name)
+        shutil.rmtree(work)
     (out / META_FILE).write_text(json.dumps({"sentences": counts, "vocab_size": vocab_size},
                                             indent=1) + "\n")
     return {"sentences": counts}
@@ -288,11 +342,13 @@ def read_splits(raw_dir: Path, echo: Callable[[str], None] = lambda _: None
     return {split: tfds_order(split, examples[split]) for split in SPLITS}
 
 
-def prepare(raw_dir: Path, out: Path, manifest: Manifest) -> dict:
+def prepare(raw_dir: Path, out: Path, manifest: Manifest, work: Path | None = None) -> dict:
     """Prepares WMT into ``out`` from the official archives in ``raw_dir``: the splits as TFDS
     builds them, the tokeniser trained as AlgoPerf trains it. With the built-in manifest the
     pair counts are checked against TFDS's; any other manifest (a subset, the tests) trains the
-    32,000 pieces as a soft limit (``hard_vocab_limit=false``)."""
+    32,000 pieces as a soft limit (``hard_vocab_limit=false``). The tokeniser and each encoded
+    side go through ``work`` (default ``.wmt.work`` beside ``out``), which an interrupted run
+    leaves for the next one to resume from (``prepare_pairs``)."""
     from algoperf import terminal
 
     console = terminal.console(stderr=True)
@@ -304,7 +360,9 @@ def prepare(raw_dir: Path, out: Path, manifest: Manifest) -> dict:
     console.print(f"  training the {VOCAB_SIZE:,}-piece SentencePiece model, encoding "
                   f"{sum(counts.values()):,} pairs", highlight=False)
     options = {} if manifest.builtin else {"hard_vocab_limit": False}
-    result = prepare_pairs(splits, out, **options)
+    result = prepare_pairs(splits, out, work=work or out.parent / f".{NAME}.work",
+                           echo=lambda text: console.print(f"  {text}", highlight=False),
+                           **options)
     return {**result, "subsets": [s.name for s in SUBSETS]}
 
 

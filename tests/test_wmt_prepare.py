@@ -262,3 +262,62 @@ def test_the_builtin_manifest_lists_tfds_archives_with_its_checksums():
     assert urls["dev.tgz"] == "http://data.statmt.org/wmt19/translation-task/dev.tgz"
     assert all(url.removesuffix(name) in m.mirrors for name, url in urls.items())
     assert m.download_bytes == 1_944_240_362
+
+
+# Resuming a preparation.
+
+def prepared_files(directory: Path) -> dict[str, object]:
+    """Each file's bytes; the tokeniser as its pieces and scores (the model file also records
+    the temporary path of the corpus it was trained from)."""
+    files: dict[str, object] = {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+    tokenizer = wmt.load_tokenizer(directory)
+    files[wmt.MODEL_FILE] = [(tokenizer.id_to_piece(i), tokenizer.get_score(i))
+                             for i in range(tokenizer.get_piece_size())]
+    return files
+
+
+def test_an_interrupted_preparation_resumes_after_its_last_finished_stage(
+        tmp_path, archives):
+    m = fixture_manifest(tmp_path, archives, "http://127.0.0.1:9")
+    raw = archives["dev.tgz"].parent
+    fresh = tmp_path / "fresh"
+    wmt.prepare(raw, fresh, m, work=tmp_path / "fresh.work")
+    assert not (tmp_path / "fresh.work").exists()  # removed once the layout is complete
+
+    work, out = tmp_path / "resumed.work", tmp_path / "resumed"
+    blocker = work / "validation.inputs.ids.npy"
+    blocker.mkdir(parents=True)  # the validation split cannot be written: the run fails there
+    with pytest.raises(OSError):
+        wmt.prepare(raw, out, m, work=work)
+    finished = {p.name for p in work.glob("*.done")}
+    assert finished == {"tokenizer.done", "train.inputs.done", "train.targets.done"}
+    kept = {name: (work / name).stat().st_mtime_ns
+            for name in (wmt.MODEL_FILE, "train.inputs.ids.npy", "train.targets.offsets.npy")}
+
+    blocker.rmdir()
+    wmt.prepare(raw, out, m, work=work)
+    assert prepared_files(out) == prepared_files(fresh)
+    assert not work.exists()
+    # The finished stages were kept, not redone: their files moved, unchanged, into out.
+    assert {name: (out / name).stat().st_mtime_ns for name in kept} == kept
+
+
+def test_a_finished_stage_of_other_inputs_is_redone(tmp_path):
+    def splits(seed: int) -> dict[str, list[tuple[str, str]]]:
+        random = np.random.RandomState(seed)
+        words = ["ein", "zwei", "drei", "vier", "haus", "baum", "one", "two", "tree"]
+        return {split: list(zip(sentences(random, count, words), sentences(random, count, words),
+                                strict=True))
+                for split, count in (("train", 80), ("validation", 10), ("test", 10))}
+
+    work = tmp_path / "work"
+    blocker = work / "test.inputs.ids.npy"
+    blocker.mkdir(parents=True)
+    with pytest.raises(OSError):
+        wmt.prepare_pairs(splits(0), tmp_path / "first", vocab_size=64, work=work,
+                          hard_vocab_limit=False)
+    blocker.rmdir()
+    wmt.prepare_pairs(splits(1), tmp_path / "other", vocab_size=64, work=work,
+                      hard_vocab_limit=False)
+    wmt.prepare_pairs(splits(1), tmp_path / "fresh", vocab_size=64, hard_vocab_limit=False)
+    assert prepared_files(tmp_path / "other") == prepared_files(tmp_path / "fresh")
