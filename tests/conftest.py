@@ -24,6 +24,12 @@ ALGOPERF_LOGS = ROOT / "tests" / "data" / "algoperf-logs"
 # model's step 8-12 times slower, and runs with a budget then missed their targets.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+# The tests compile JAX programs without the runner's frameworks.setup: give XLA the stack the
+# runner gives it (JAX Shampoo on the Conformer overflowed the default 8 MiB).
+from algoperf import frameworks  # noqa: E402
+
+frameworks.allow_deep_compiles()
+
 
 # The model tests of AlgoPerf's full-size workloads (the conformance tests that build the model,
 # JAX-vs-PyTorch parity, `algoperf workloads check`, tests/test_imagenet_models.py) take several

@@ -143,3 +143,32 @@ def test_algoperfs_own_nadamw_baseline_trains_and_takes_our_nadamw_steps(tmp_pat
             optimizer_state=optimizer_state, eval_results=[], global_step=step, rng=rng)
     after = workload.eval_model(1024, params, model_state, rng, None, None, 0)["train/loss"]
     assert after < before
+
+
+def soft_stack_after_jax_setup(soft: int) -> int:
+    """The soft stack limit of a fresh process started with ``soft`` once it set up JAX."""
+    import resource
+    import sys
+
+    def start_with_soft_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_STACK,
+                           (soft, resource.getrlimit(resource.RLIMIT_STACK)[1]))
+
+    code = ("import resource; from algoperf import frameworks; frameworks.setup('jax'); "
+            "print(resource.getrlimit(resource.RLIMIT_STACK)[0])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, preexec_fn=start_with_soft_limit)
+    return int(done.stdout.split()[-1])
+
+
+def test_jax_setup_gives_xla_a_stack_deep_enough_for_the_largest_compiles():
+    import resource
+
+    from algoperf import frameworks
+
+    hard = resource.getrlimit(resource.RLIMIT_STACK)[1]
+    wanted = frameworks.COMPILE_STACK_BYTES if hard == resource.RLIM_INFINITY else min(
+        frameworks.COMPILE_STACK_BYTES, hard)
+    assert soft_stack_after_jax_setup(8 * 2**20) == wanted  # Linux's default, 8 MiB
+    if hard == resource.RLIM_INFINITY:  # a larger limit is never lowered
+        assert soft_stack_after_jax_setup(resource.RLIM_INFINITY) == resource.RLIM_INFINITY
