@@ -230,10 +230,19 @@ def test_a_few_steps_on_digits_reduce_the_training_loss(algorithm, framework):
 def test_jax_and_pytorch_versions_take_the_same_steps(algorithm):
     results = train_both_frameworks(algorithm)
     jax_params, torch_params = results["jax"]["params"], results["pytorch"]["params"]
+    assert results["jax"]["after"] == pytest.approx(results["pytorch"]["after"], rel=1e-4)
     for layer in jax_params:
         for name in ("kernel", "bias"):
-            np.testing.assert_allclose(jax_params[layer][name], torch_params[layer][name],
-                                       rtol=0, atol=1e-3, err_msg=f"{layer}/{name}")
+            # Adam-type steps divide by sqrt(v): where a weight's gradient is nearly zero (a
+            # dead ReLU unit), float rounding differences between the frameworks' kernels grow
+            # to a learning rate per step. Measured (nadamw_self_tuning, 20 steps, on a CPU
+            # whose kernels differ from the one this was first written on): 72 of 65,536
+            # Dense_1 weights beyond 1e-4, the largest 1.45e-3; losses 5e-5 apart. So all but
+            # 0.1% of each tensor must agree to 1e-3, and every weight to 1e-2.
+            difference = np.abs(jax_params[layer][name] - torch_params[layer][name])
+            where = f"{layer}/{name}: max {difference.max():.2e}"
+            assert np.mean(difference > 1e-3) <= 1e-3, where
+            assert difference.max() <= 1e-2, where
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
