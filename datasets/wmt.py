@@ -200,9 +200,9 @@ def prepare_pairs(splits: Mapping[str, list[tuple[str, str]]], out: Path,
                 echo(f"{stage}: {len(texts):,} sentences encoded")
         counts[split] = len(pairs)
     if work is not None:
-        for name in [MODEL_FILE] + [f"{split}.{side}.{kind}.npy" for split in SPLITS
-                                    for side in SIDES for kind in ("ids", "offsets")]:
-            os.replace(work / name, out / name)
+        for file in work.iterdir():
+            if file.suffix != ".done":  # the stage records stay behind, with the folder
+                os.replace(file, out / file.name)
         shutil.rmtree(work)
     (out / META_FILE).write_text(json.dumps({"sentences": counts, "vocab_size": vocab_size},
                                             indent=1) + "\n")
