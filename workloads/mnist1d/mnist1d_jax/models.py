@@ -1,11 +1,11 @@
-"""mnist1d's model in flax: ``Conv_0..2`` (1 -> 32 -> 32 -> 32 channels) and ``Dense_0``."""
+"""mnist1d's model in flax: ``Conv_0..2`` (1 -> 25 -> 25 -> 25 channels) and ``Dense_0``."""
 
 from __future__ import annotations
 
 import jax
 from flax import linen as nn
 
-from algoperf.workloads.mnist1d.workload import CHANNELS, KERNELS, NUM_CLASSES, STRIDE
+from algoperf.workloads.mnist1d.workload import CHANNELS, KERNELS, NUM_CLASSES, PADDING, STRIDE
 
 
 class Mnist1dCNN(nn.Module):
@@ -18,5 +18,5 @@ class Mnist1dCNN(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         for kernel in KERNELS:
             x = nn.relu(nn.Conv(self.channels, (kernel,), strides=(STRIDE,),
-                                padding=((kernel // 2, kernel // 2),))(x))
+                                padding=((PADDING, PADDING),))(x))
         return nn.Dense(self.num_classes)(x.reshape((x.shape[0], -1)))

@@ -1,4 +1,4 @@
-"""mnist1d's model in PyTorch: ``conv1..3`` (1 -> 32 -> 32 -> 32 channels) and ``fc``."""
+"""mnist1d's model in PyTorch: ``conv1..3`` (1 -> 25 -> 25 -> 25 channels) and ``fc``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,15 @@ import torch
 from torch import nn
 
 from algoperf.workloads.common.pytorch_init import pytorch_default_init
-from algoperf.workloads.mnist1d.workload import CHANNELS, INPUT_SHAPE, KERNELS, NUM_CLASSES, STRIDE
+from algoperf.workloads.mnist1d.workload import (
+    CHANNELS,
+    INPUT_SHAPE,
+    KERNELS,
+    NUM_CLASSES,
+    PADDING,
+    STRIDE,
+    output_positions,
+)
 
 
 class Mnist1dCNN(nn.Module):
@@ -17,10 +25,9 @@ class Mnist1dCNN(nn.Module):
         super().__init__()
         widths = [INPUT_SHAPE[-1]] + [CHANNELS] * len(KERNELS)
         self.convs = nn.ModuleList(
-            nn.Conv1d(fan_in, fan_out, kernel, stride=STRIDE, padding=kernel // 2)
+            nn.Conv1d(fan_in, fan_out, kernel, stride=STRIDE, padding=PADDING)
             for fan_in, fan_out, kernel in zip(widths[:-1], widths[1:], KERNELS, strict=True))
-        positions = INPUT_SHAPE[0] // STRIDE ** len(KERNELS)
-        self.fc = nn.Linear(CHANNELS * positions, NUM_CLASSES)
+        self.fc = nn.Linear(CHANNELS * output_positions(), NUM_CLASSES)
         for module in (*self.convs, self.fc):
             pytorch_default_init(module)
 
