@@ -19,6 +19,7 @@ import dataclasses
 import errno
 import fcntl
 import importlib
+import inspect
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -154,7 +155,8 @@ def download(data_dir: Path, name: str, manifest: Manifest | None = None,
                 f"seems to be offline. Fetch {files} elsewhere, copy them into a folder and run "
                 f"`algoperf datasets prepare {name} --data-dir {data_dir} --raw-dir DIR`, or "
                 "pass --source URL of a mirror this machine can reach") from None
-        result = _prepare_locked(data_dir, m, downloads, force=True, echo=echo)
+        result = _prepare_locked(data_dir, m, downloads, force=True, echo=echo,
+                                 options=options)
         if not keep_downloads:
             shutil.rmtree(downloads, ignore_errors=True)
         return result
@@ -207,7 +209,11 @@ def _check_raw_files(m: Manifest, raw_dir: Path, data_dir: Path) -> None:
 
 
 def _prepare_locked(data_dir: Path, m: Manifest, raw_dir: Path, force: bool,
-                    echo: Echo) -> content.ContentManifest:
+                    echo: Echo, options: fetch.Options | None = None
+                    ) -> content.ContentManifest:
+    """Prepares ``raw_dir`` into the dataset's folder; ``options`` (the download's --jobs,
+    --retries, --backoff) reach a module whose ``prepare`` fetches more files itself
+    (finewebedu's shards)."""
     module = _module(m)
     target = prepared_dir(data_dir, m.name)
     if (target / content.MANIFEST_NAME).is_file() and not force:
@@ -226,7 +232,8 @@ def _prepare_locked(data_dir: Path, m: Manifest, raw_dir: Path, force: bool,
     staging.mkdir()
     try:
         echo(f"{m.name}: preparing from {raw_dir}")
-        info = module.prepare(raw_dir, staging, m)
+        fetches = "options" in inspect.signature(module.prepare).parameters
+        info = module.prepare(raw_dir, staging, m, **({"options": options} if fetches else {}))
         source = {"manifest_sha256": m.sha256, "builtin_manifest": m.builtin,
                   "files": {f.name: f.sha256 for f in m.files}, **(info or {})}
         result = content.scan(staging, m.name, source)
