@@ -1,4 +1,4 @@
-"""mnist1d's model in PyTorch: ``conv1..3`` (1 -> 25 -> 25 -> 25 channels) and ``fc``."""
+"""mnist1d's model in PyTorch: ``convs.0..2`` (1 -> 25 -> 25 -> 25 channels) and ``fc``."""
 
 from __future__ import annotations
 
