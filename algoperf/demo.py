@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 import time
 from pathlib import Path
 
@@ -96,19 +95,6 @@ def algorithm_names(text: str, known: list[str]) -> list[str]:
     return _names(text, "algorithms", known)
 
 
-def _single_threaded_pytorch() -> None:
-    """One intra-op thread for the dev models, unless the user chose (OMP_NUM_THREADS).
-
-    They are too small to gain from more, and on a shared 2-core machine PyTorch's threads
-    mostly wait for each other: measured here, a charlm step took 0.71 s with 2 threads and
-    0.058 s with one under load.
-    """
-    if "OMP_NUM_THREADS" not in os.environ:
-        import torch
-
-        torch.set_num_threads(1)
-
-
 def _write_html(run_dirs: list[Path], out_dir: Path) -> Path | None:
     """The HTML leaderboard through ``algoperf.scoring.html.write_report``, where it exists."""
     try:
@@ -127,6 +113,9 @@ def _write_html(run_dirs: list[Path], out_dir: Path) -> Path | None:
               type=click.Choice([*registry.FRAMEWORKS, "both"]))
 @click.option("--workloads", "workloads_text", default=",".join(registry.DEV_SUITE),
               show_default=True, help="Comma-separated dev workloads.")
+@click.option("--jobs", default=2, show_default=True, type=click.IntRange(min=1),
+              help="Runs trained at once, each pinned to its own CPU with one thread (at most "
+                   "one per usable CPU); 1 trains them one after another.")
 @click.option("--num-studies", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("--num-tuning-trials", default=2, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -142,12 +131,14 @@ def _write_html(run_dirs: list[Path], out_dir: Path) -> Path | None:
                    "installed with algoperf].")
 @click.pass_context
 def demo(ctx: click.Context, algorithms: str, framework: str, workloads_text: str,
-         num_studies: int, num_tuning_trials: int, seed: int, max_global_steps: int | None,
-         data_dir: Path, out: Path, submissions_dir: Path | None) -> None:
+         jobs: int, num_studies: int, num_tuning_trials: int, seed: int,
+         max_global_steps: int | None, data_dir: Path, out: Path,
+         submissions_dir: Path | None) -> None:
     """Run reference algorithms on the dev suite, then score them with performance profiles."""
+    from algoperf import run_pool
     from algoperf.progress import LiveProgress
     from algoperf.run_command import summary_table
-    from algoperf.runner import RunConfig, run
+    from algoperf.runner import RunConfig
     from algoperf.scoring import render_table, score, write_outputs
 
     started = time.monotonic()
@@ -159,38 +150,44 @@ def demo(ctx: click.Context, algorithms: str, framework: str, workloads_text: st
     workloads = _names(workloads_text, "workloads",
                        [name for name, info in registry.WORKLOADS.items() if info.dev])
     frameworks = list(registry.FRAMEWORKS) if framework == "both" else [framework]
-    if "pytorch" in frameworks:
-        _single_threaded_pytorch()
     out = out.expanduser().resolve()
-    console.print(f"[bold]algoperf demo[/]: {', '.join(names)} on {', '.join(workloads)} "
-                  f"({', '.join(frameworks)}), {num_studies} "
-                  f"stud{'y' if num_studies == 1 else 'ies'} x {num_tuning_trials} trials, "
-                  f"external tuning; submissions from {submissions}")
+    runs = []  # (label, config), every framework's runs in one pool
     for fw in frameworks:
-        runs = out / "runs" / fw
         for workload in workloads:
-            info = registry.get_workload(workload)
-            console.print(f"[bold]{workload}[/] ({fw}): validation/{info.target_metric_name} "
-                          f"{'>=' if info.direction == registry.MAXIMIZE else '<='} "
-                          f"{info.validation_target_value:g} within "
-                          f"{info.max_allowed_runtime_sec:g} s")
             for name in names:
-                config = RunConfig(
+                runs.append((f"{name} on {workload} ({fw})", RunConfig(
                     submission_path=submissions / name / f"submission_{fw}.py",
-                    workload=workload, framework=fw, experiment_dir=runs, experiment_name=name,
-                    data_dir=data_dir.expanduser(), ruleset="external",
+                    workload=workload, framework=fw, experiment_dir=out / "runs" / fw,
+                    experiment_name=name, data_dir=data_dir.expanduser(), ruleset="external",
                     tuning_search_space=submissions / name / "tuning_search_space.json",
                     num_studies=num_studies, num_tuning_trials=num_tuning_trials, seed=seed,
                     max_global_steps=max_global_steps, overwrite=True, save_checkpoints=False,
-                    debug=ctx.obj.get("debug", False) if ctx.obj else False)
-                with LiveProgress(f"{name} on {workload} ({fw})") as progress:
-                    results = run(config, progress)
-                console.print(summary_table(results, info))
-        run_dirs = [runs / name for name in names]
+                    debug=ctx.obj.get("debug", False) if ctx.obj else False)))
+    jobs = min(jobs, len(run_pool.usable_cpus()), len(runs))
+    console.print(f"[bold]algoperf demo[/]: {', '.join(names)} on {', '.join(workloads)} "
+                  f"({', '.join(frameworks)}), {num_studies} "
+                  f"stud{'y' if num_studies == 1 else 'ies'} x {num_tuning_trials} trials, "
+                  f"external tuning, {jobs} run{'s' if jobs > 1 else ''} at a time"
+                  f"{', one CPU each' if jobs > 1 else ''}; submissions from {submissions}")
+    for workload in workloads:
+        info = registry.get_workload(workload)
+        console.print(f"[bold]{workload}[/]: validation/{info.target_metric_name} "
+                      f"{'>=' if info.direction == registry.MAXIMIZE else '<='} "
+                      f"{info.validation_target_value:g} within "
+                      f"{info.max_allowed_runtime_sec:g} s")
+    with LiveProgress(f"{len(runs)} runs, {jobs} at a time") as progress:
+        results = run_pool.run_all(runs, jobs, progress)
+    for fw in frameworks:
+        for (label, config) in runs:
+            if config.framework == fw:
+                console.print(f"[bold]{label}[/]")
+                console.print(summary_table(results[label],
+                                            registry.get_workload(config.workload)))
+        run_dirs = [out / "runs" / fw / name for name in names]
         report = score(run_dirs, rules="v0.6", ruleset="external")
         render_table(report, console)
         paths = write_outputs(report, out / "scoring" / fw)
-        console.print(f"logs: {runs}")
+        console.print(f"logs: {out / 'runs' / fw}")
         console.print(f"performance profile: {paths['plot_png']}")
         page = _write_html(run_dirs, out / "report" / fw)
         if page is not None:
