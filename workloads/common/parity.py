@@ -19,7 +19,8 @@ differences are measured and held to stated tolerances:
   batches for a few steps (``optax.sgd`` / ``torch.optim.SGD``, no momentum; each framework's
   ``model_fn`` and ``loss_fn``, mean loss = summed / n_valid_examples, ``jax.value_and_grad``
   / ``loss.backward``, batch-norm statistics updated), comparing the loss of every step and the
-  final parameters and model state.
+  final parameters and model state; in float64 for a row the definition's
+  ``FLOAT64_TRAINING`` names.
 
 Each returns a ``ParityResult`` (max absolute and relative difference per compared quantity)
 and raises ``ParityError`` (an ``AssertionError``) naming the worst tensor or step when any
@@ -40,6 +41,7 @@ A row without one fails (``ParityDefinitionError``): parity is required of every
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import importlib
@@ -225,6 +227,15 @@ def learning_rate(name: str, default: float, definition: ModuleType | None = Non
     diverge, where no two float32 runs stay close)."""
     definition = definition or load_definition(name)
     return float(getattr(definition, "LEARNING_RATES", {}).get(name, default))
+
+
+def float64_training(name: str, definition: ModuleType | None = None) -> bool:
+    """Whether row ``name``'s training parity runs in float64, from the definition's
+    ``FLOAT64_TRAINING`` (a set of rows): for a model so ill-conditioned that each
+    framework's float32 gradient is far from the exact one, so two float32 runs cannot agree
+    however alike the implementations; in float64 they must agree to the usual tolerances."""
+    definition = definition or load_definition(name)
+    return name in getattr(definition, "FLOAT64_TRAINING", ())
 
 
 def unresolved_training_difference(name: str, definition: ModuleType | None = None
@@ -656,8 +667,26 @@ def _mean_loss(workload: spec.Workload, batch: Mapping[str, Any], logits: Any) -
     return loss["summed"] / loss["n_valid_examples"]
 
 
-def _jax_sgd(pair: Pair, batches: list[dict[str, Any]],
-             learning_rate: float) -> tuple[list[float], Any, Any]:
+def _jax_float64(leaf: Any) -> Any:
+    import jax.numpy as jnp
+
+    leaf = jnp.asarray(leaf)
+    return leaf.astype(jnp.float64) if jnp.issubdtype(leaf.dtype, jnp.floating) else leaf
+
+
+def _torch_float64(tree: Any) -> Any:
+    import torch
+
+    if isinstance(tree, torch.Tensor):
+        return tree.double() if tree.is_floating_point() else tree
+    if isinstance(tree, Mapping):
+        return {key: _torch_float64(value) for key, value in tree.items()}
+    return tree
+
+
+def _jax_sgd(pair: Pair, batches: list[dict[str, Any]], learning_rate: float,
+             float64: bool = False) -> tuple[list[float], Any, Any]:
+    """Must run under ``jax.experimental.enable_x64`` when ``float64``."""
     import jax
     import optax
 
@@ -677,6 +706,8 @@ def _jax_sgd(pair: Pair, batches: list[dict[str, Any]],
         return optax.apply_updates(params, updates), new_state, opt_state, loss
 
     params, model_state = pair.params, pair.model_state
+    if float64:
+        params, model_state, batches = jax.tree.map(_jax_float64, (params, model_state, batches))
     opt_state = optimizer.init(params)
     losses = []
     for batch in batches:
@@ -685,13 +716,16 @@ def _jax_sgd(pair: Pair, batches: list[dict[str, Any]],
     return losses, params, model_state
 
 
-def _pytorch_sgd(pair: Pair, batches: list[dict[str, Any]],
-                 learning_rate: float) -> tuple[list[float], Any]:
+def _pytorch_sgd(pair: Pair, batches: list[dict[str, Any]], learning_rate: float,
+                 float64: bool = False) -> tuple[list[float], Any]:
     import torch
 
     workload = pair.pytorch_workload
     model = copy.deepcopy(pair.model)
     model_state = copy.deepcopy(pair.pytorch_model_state)
+    if float64:
+        model, model_state = model.double(), _torch_float64(model_state)
+        batches = [_torch_float64(batch) for batch in batches]
     optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=0.0)
     rng = trial_rngs(pair.seed)[3]
     losses = []
@@ -712,15 +746,23 @@ def training_parity(pair: Pair, batches: list[tuple[dict[str, Any], dict[str, An
 
     Compares the mean loss of every step (before its update), then the parameters and the
     floating-point model state (batch-norm statistics) after the last step. The pair's own
-    PyTorch model is left as it was (a copy trains). ParityError if out of tolerance.
+    PyTorch model is left as it was (a copy trains). In float64 (both frameworks: weights,
+    batches and arithmetic) for the rows the definition's ``FLOAT64_TRAINING`` names.
+    ParityError if out of tolerance.
     """
+    from jax.experimental import enable_x64
+
     if not batches:
         raise ValueError("training parity needs at least one batch")
-    jax_losses, params, model_state = _jax_sgd(pair, [b[0] for b in batches], learning_rate)
-    torch_losses, model = _pytorch_sgd(pair, [b[1] for b in batches], learning_rate)
+    float64 = float64_training(pair.name, pair.definition)
+    with enable_x64() if float64 else contextlib.nullcontext():
+        jax_losses, params, model_state = _jax_sgd(pair, [b[0] for b in batches],
+                                                   learning_rate, float64)
+        params, model_state = _numpy_tree(params), _numpy_tree(model_state)
+    torch_losses, model = _pytorch_sgd(pair, [b[1] for b in batches], learning_rate, float64)
     tol = pair.tolerances
     result = ParityResult(pair.name, f"training parity ({len(batches)} SGD steps, "
-                                     f"lr {learning_rate:g})")
+                                     f"lr {learning_rate:g}{', float64' if float64 else ''})")
     result.add("train_loss", [(f"step {step}", jax_loss, torch_loss) for step, (
         jax_loss, torch_loss) in enumerate(zip(jax_losses, torch_losses, strict=True))],
         tol["train_loss"])
@@ -757,7 +799,7 @@ def run(name: str, data_dir: str | None, *, seed: int = 0, batch_size: int = 8,
 __all__ = [
     "DEFAULT_TOLERANCES", "Difference", "Pair", "ParityDefinitionError", "ParityError",
     "ParityResult", "Tolerance", "batch_norm", "build_workload", "compare", "conv", "dense",
-    "embedding",
+    "embedding", "float64_training",
     "init_jax", "jax_to_pytorch", "layer_norm", "learning_rate", "load_definition",
     "load_state_dict", "mlp",
     "output_parity", "prefixed", "run", "tolerances", "training_parity",
