@@ -46,12 +46,12 @@ caller's), ``TF_CPP_MIN_LOG_LEVEL=2``, the JAX settings AlgoPerf's ``submission_
 ``harness_overhead.py``). AlgoPerf's process also imports TensorFlow, as its runner does
 (with TensorFlow stubbed out instead, its MNIST step times moved by under 3%, i.e. noise).
 
-Library versions. AlgoPerf's pinned JAX stack (jax 0.7.0, flax 0.10.7, optax 0.2.2) is older
-than this project's (``.venv``: jax 0.10.2, flax 0.12.8), so comparing against ``.venv`` would
-partly measure library versions. With ``--ours-python`` our code also runs in an interpreter
-with exactly AlgoPerf's pins, and the headline ratio (the ``step_time`` lines) compares the two
-with identical library versions; the table still shows ours in ``.venv`` beside it. Every
-side's versions are printed.
+Library versions. The step time depends on them, so the headline must compare ours with
+AlgoPerf's pins (jax 0.7.0, flax 0.10.7, optax 0.2.2, torch 2.13.0). This project's ``.venv``
+now pins the same stack; where it does not (an older ``.venv`` had jax 0.10.2), pass
+``--ours-python``, an interpreter with exactly AlgoPerf's pins and this project installed, and
+the headline (the ``step_time`` lines) uses it, with ours in ``.venv`` still in the table.
+Every side's versions are printed, and the headline says whether they match.
 
 Prepare AlgoPerf's side once (torch pinned to its CPU build: an unpinned torch pulls CUDA):
 
@@ -209,7 +209,9 @@ def side_setup(cfg):
             sys.modules["torchvision.datasets.folder"].ImageFolder = None
             sys.modules["torchvision.transforms"].functional = (
                 sys.modules["torchvision.transforms.functional"])
-            sys.modules["torchvision.transforms"].InterpolationMode = None
+            # RandAugment's signature names a default mode at import time.
+            sys.modules["torchvision.transforms"].InterpolationMode = types.SimpleNamespace(
+                NEAREST=None, BILINEAR=None, BICUBIC=None)
             sys.modules["torchvision.transforms.functional"].pad = None
             notes.append(f"torchvision not importable ({type(error).__name__}): empty "
                          "stand-in modules (used by its data pipelines only)")
@@ -349,6 +351,13 @@ def fmt_versions(ready: dict) -> str:
     return " ".join(f"{k} {v[k]}" for k in names if k in v)
 
 
+def _same_libraries(algoperf: dict, ours: dict) -> bool:
+    """Whether our side runs the JAX and PyTorch stack AlgoPerf's side runs (TensorFlow, which
+    only AlgoPerf's process imports, aside)."""
+    names = ("jax", "jaxlib", "flax", "optax", "torch", "numpy")
+    return all(algoperf["versions"].get(k) == ours["versions"].get(k) for k in names)
+
+
 def measure(workload: str, framework: str, sides: dict[str, tuple[str, str, Path]],
             base_cfg: dict, args: argparse.Namespace, env: dict[str, str]) -> dict:
     """Interleaved step times of every side on one workload and framework."""
@@ -456,7 +465,8 @@ def main() -> None:
                   f"{low[label] * 1e3:>10.2f}{ratio}{r['ready'][label]['first_step_s']:>14.2f}")
         ratios[f"{workload}/{framework}"] = med[headline] / med["AlgoPerf"]
     print(f"headline ratio: {headline} / AlgoPerf, median step times"
-          + (" (identical library versions)" if args.ours_python else
+          + (" (identical library versions)" if any_result and _same_libraries(
+              any_result["ready"]["AlgoPerf"], any_result["ready"][headline]) else
              " (library versions differ: pass --ours-python for identical ones)"))
     for pair, ratio in ratios.items():
         print(f"step_time {pair}={ratio:.3f}")
