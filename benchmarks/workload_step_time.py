@@ -345,17 +345,19 @@ def select_workloads(repo: Path, wanted: list[str] | None) -> tuple[list[str], l
     return measured, skipped
 
 
+# The libraries both sides' step runs on (TensorFlow, which only AlgoPerf's process imports,
+# is printed but not compared).
+STACK = ("jax", "jaxlib", "flax", "optax", "torch", "numpy")
+
+
 def fmt_versions(ready: dict) -> str:
     v = ready["versions"]
-    names = ("jax", "jaxlib", "flax", "optax", "torch", "numpy", "tensorflow")
-    return " ".join(f"{k} {v[k]}" for k in names if k in v)
+    return " ".join(f"{k} {v[k]}" for k in (*STACK, "tensorflow") if k in v)
 
 
 def _same_libraries(algoperf: dict, ours: dict) -> bool:
-    """Whether our side runs the JAX and PyTorch stack AlgoPerf's side runs (TensorFlow, which
-    only AlgoPerf's process imports, aside)."""
-    names = ("jax", "jaxlib", "flax", "optax", "torch", "numpy")
-    return all(algoperf["versions"].get(k) == ours["versions"].get(k) for k in names)
+    """Whether our side runs the library versions AlgoPerf's side runs."""
+    return all(algoperf["versions"].get(k) == ours["versions"].get(k) for k in STACK)
 
 
 def measure(workload: str, framework: str, sides: dict[str, tuple[str, str, Path]],
