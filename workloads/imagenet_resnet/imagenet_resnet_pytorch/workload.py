@@ -44,10 +44,11 @@ class ImagenetResNetWorkload(BaseImagenetResNetWorkload, ImagenetPyTorchMixin):
     """ImageNet with a PyTorch ResNet-50; the variants are its settings."""
 
     def _build_model(self) -> nn.Module:
-        # GELU's tanh approximation, as AlgoPerf's (and flax's default) GELU.
-        act = (F.silu if self.use_silu
+        # In place where AlgoPerf's are (ReLU, SiLU); GELU's tanh approximation, as
+        # AlgoPerf's (and flax's default) GELU.
+        act = (functools.partial(F.silu, inplace=True) if self.use_silu
                else functools.partial(F.gelu, approximate="tanh") if self.use_gelu
-               else torch.relu)
+               else torch.relu_)
         return ResNet50(self.num_classes, act=act, bn_init_scale=self.bn_init_scale)
 
     def is_output_params(self, param_key: spec.ParameterKey) -> bool:
