@@ -11,6 +11,10 @@ queue yields a ``jraph.GraphsTuple`` of numpy arrays placed with the batch-dim s
 PyTorch one a ``GraphsTuple`` of tensors and boolean weights; fastmri's are dicts of arrays
 or tensors. Ours: the workload's ``_to_framework_batch``.
 
+The saved-batch machinery (``add_arguments``, ``parse_args``, ``measure_saved``,
+``print_ratios``: one batch file per workload, each side's conversion a driver fragment) also
+serves ``librispeech_step_time.py``.
+
 Sides as ``workload_step_time.py`` prepares them (AlgoPerf's side venv needs jraph, which
 its pyproject lists; ours with AlgoPerf's pins additionally needs jraph and h5py):
 
@@ -24,9 +28,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -127,84 +129,87 @@ def write_batches(directory: Path, graphs: int, slices: int, seed: int) -> dict[
     return {"ogbg": directory / "ogbg.npz", "fastmri": directory / "fastmri.npz"}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_arguments(parser: argparse.ArgumentParser, warmup: int, repeats: int,
+                  block_seconds: float) -> None:
+    """The options every saved-batch step-time benchmark shares, with its defaults."""
     parser.add_argument("--algoperf-repo", type=Path, default=os.environ.get("ALGOPERF_REPO"))
     parser.add_argument("--algoperf-python", default=os.environ.get("ALGOPERF_PYTHON"))
     parser.add_argument("--ours-python", default=os.environ.get("ALGOPERF_OURS_PYTHON"),
                         help="interpreter with AlgoPerf's pins and this project (optional)")
     parser.add_argument("--submission-dir", default="algorithms/baselines/external_tuning")
-    parser.add_argument("--workloads", default="ogbg,fastmri")
     parser.add_argument("--frameworks", default="jax,pytorch")
-    parser.add_argument("--batch-size", type=int, default=32, help="ogbg graphs per batch")
-    parser.add_argument("--mri-batch-size", type=int, default=2, help="fastmri slices")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--block-seconds", type=float, default=1.0)
+    parser.add_argument("--warmup", type=int, default=warmup)
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--block-seconds", type=float, default=block_seconds)
     parser.add_argument("--torch-threads", type=int, default=1)
     parser.add_argument("--xla-flags", default=os.environ.get("XLA_FLAGS", ""))
     parser.add_argument("--seed", type=int, default=0)
+
+
+def parse_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """The parsed options, AlgoPerf's checkout and interpreter required."""
     args = parser.parse_args()
     if not args.algoperf_repo or not args.algoperf_python:
         sys.exit("pass --algoperf-repo and --algoperf-python; see workload_step_time.py")
     args.algoperf_repo = args.algoperf_repo.resolve()
-    space = json.loads((args.algoperf_repo / args.submission_dir
-                        / "tuning_search_space.json").read_text())
-    hyperparameters = space[0] if isinstance(space, list) else {
-        k: v["feasible_points"][0] for k, v in space.items()}
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "LOCAL_RANK")}
-    env.update(XLA_FLAGS=args.xla_flags, TF_CPP_MIN_LOG_LEVEL="2", JAX_PLATFORMS="cpu")
-    ratios, lines = {}, []
+    return args
+
+
+def measure_saved(batch_files: dict[str, Path], args: argparse.Namespace,
+                  algoperf_conversion: str, our_conversion: str, cwd: Path
+                  ) -> tuple[str, dict[tuple[str, str], dict]]:
+    """``workload_step_time.measure`` of every workload (its saved batch file) and framework,
+    each side converting the loaded batch with its conversion (a driver fragment redefining
+    ``side_setup``); the headline side's label and the results by (workload, framework)."""
+    hyperparameters = wst.first_hyperparameters(args.algoperf_repo, args.submission_dir)
+    env = wst.worker_env(args.xla_flags)
+    sides = {"AlgoPerf": (args.algoperf_python,
+                          wst.ALGOPERF_DRIVER + algoperf_conversion + LOAD_BATCH,
+                          args.algoperf_repo)}
+    ours = wst.OUR_DRIVER + our_conversion + LOAD_BATCH
+    if args.ours_python:
+        sides["ours"] = (args.ours_python, ours, cwd)
+    sides["ours .venv"] = (sys.executable, ours, cwd)
+    base_cfg = {"repo": str(args.algoperf_repo), "seed": args.seed, "warmup": args.warmup,
+                "torch_threads": args.torch_threads, "global_step": wst.GLOBAL_STEP,
+                "hyperparameters": hyperparameters}
+    results = {(workload, framework): wst.measure(workload, framework, sides, base_cfg, args,
+                                                  env, batch={"batch_file": str(path)})
+               for workload, path in batch_files.items()
+               for framework in args.frameworks.split(",")}
+    return ("ours" if args.ours_python else "ours .venv"), results
+
+
+def print_ratios(results: dict[tuple[str, str], dict], headline: str) -> None:
+    """The ``step_time`` lines: the headline side's median over AlgoPerf's, and the worst."""
+    ratios = {f"{workload}/{framework}": r["median"][headline] / r["median"]["AlgoPerf"]
+              for (workload, framework), r in results.items()}
+    for pair, ratio in ratios.items():
+        print(f"step_time {pair}={ratio:.3f}")
+    print(f"step_time worst={max(ratios.values()):.3f}" if ratios else "step_time worst=nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser, warmup=2, repeats=5, block_seconds=1.0)
+    parser.add_argument("--workloads", default="ogbg,fastmri")
+    parser.add_argument("--batch-size", type=int, default=32, help="ogbg graphs per batch")
+    parser.add_argument("--mri-batch-size", type=int, default=2, help="fastmri slices")
+    args = parse_args(parser)
     with tempfile.TemporaryDirectory(prefix="step-time-") as tmp:
         files = write_batches(Path(tmp), args.batch_size, args.mri_batch_size, args.seed)
-        sides = {"AlgoPerf": (args.algoperf_python,
-                              wst.ALGOPERF_DRIVER + ALGOPERF_CONVERSION + LOAD_BATCH,
-                              args.algoperf_repo)}
-        if args.ours_python:
-            sides["ours"] = (args.ours_python, wst.OUR_DRIVER + OUR_CONVERSION + LOAD_BATCH,
-                             Path(tmp))
-        sides["ours .venv"] = (sys.executable, wst.OUR_DRIVER + OUR_CONVERSION + LOAD_BATCH,
-                               Path(tmp))
-        headline = "ours" if args.ours_python else "ours .venv"
-        for workload in args.workloads.split(","):
-            for framework in args.frameworks.split(","):
-                cfg = {"repo": str(args.algoperf_repo), "seed": args.seed,
-                       "warmup": args.warmup, "torch_threads": args.torch_threads,
-                       "global_step": wst.GLOBAL_STEP, "hyperparameters": hyperparameters,
-                       "workload": workload, "framework": framework,
-                       "batch_file": str(files[workload]),
-                       "submission": str(args.algoperf_repo / args.submission_dir
-                                         / f"{framework}_nadamw_full_budget.py")}
-                workers = {}
-                try:
-                    for label, (python, driver, cwd) in sides.items():
-                        workers[label] = wst.Worker(f"{label} {workload}/{framework}", python,
-                                                    driver, cfg, cwd, env)
-                    ready = workers["AlgoPerf"].ready
-                    per_step = statistics.median(ready["warmup_s"] or [ready["first_step_s"]])
-                    steps = max(1, round(args.block_seconds / per_step))
-                    times = {label: [] for label in workers}
-                    labels = list(workers)
-                    for r in range(args.repeats):
-                        for label in labels[r % len(labels):] + labels[:r % len(labels)]:
-                            times[label].append(workers[label].step_time(steps))
-                finally:
-                    for worker in workers.values():
-                        worker.close()
-                median = {k: statistics.median(v) for k, v in times.items()}
-                for label in workers:
-                    lines.append(f"{workload}/{framework:<8} {label:<11} "
-                                 f"{median[label] * 1e3:9.2f} ms  "
-                                 f"{median[label] / median['AlgoPerf']:.3f} x AlgoPerf  "
-                                 f"({wst.fmt_versions(workers[label].ready)})")
-                ratios[f"{workload}/{framework}"] = median[headline] / median["AlgoPerf"]
+        headline, results = measure_saved(
+            {workload: files[workload] for workload in args.workloads.split(",")}, args,
+            ALGOPERF_CONVERSION, OUR_CONVERSION, Path(tmp))
     print(f"ogbg batch {args.batch_size} graphs, fastmri batch {args.mri_batch_size} slices, "
           f"AlgoPerf's NAdamW baseline, torch threads {args.torch_threads}, "
           f"{args.repeats} interleaved blocks per side")
-    print("\n".join(lines))
-    for pair, ratio in ratios.items():
-        print(f"step_time {pair}={ratio:.3f}")
-    print(f"step_time worst={max(ratios.values()):.3f}")
+    for (workload, framework), r in results.items():
+        for label, median in r["median"].items():
+            print(f"{workload}/{framework:<8} {label:<11} {median * 1e3:9.2f} ms  "
+                  f"{median / r['median']['AlgoPerf']:.3f} x AlgoPerf  "
+                  f"({wst.fmt_versions(r['ready'][label])})")
+    print_ratios(results, headline)
 
 
 if __name__ == "__main__":

@@ -109,8 +109,26 @@ BATCH_SPECS = {
 # returns the workload, the loaded submission module, the rng module, a function converting a
 # numpy batch to that side's tensors, and the torch module when the framework is PyTorch.
 STEP_LOOP = r"""
-import collections, importlib.metadata, importlib.util, json, os, sys, time
+import collections, importlib.metadata, importlib.util, json, os, resource, sys, time
 import numpy as np
+
+def rss_mb(field):  # VmRSS (now) or VmHWM (peak) in MB; ru_maxrss where /proc is absent
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+def reset_peak_rss():  # VmHWM back to the current RSS (Linux clear_refs 5); whether it could
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+        return True
+    except OSError:
+        return False
 
 def emit(**message):
     sys.__stdout__.write(MESSAGE + json.dumps(message) + "\n")
@@ -160,6 +178,7 @@ opt_state = submission.init_optimizer_state(workload, params, model_state, hp, o
 batch = side["to_framework"](fixed_batch(cfg))
 sync((params, batch))
 t2 = time.perf_counter()
+setup_rss = rss_mb("VmRSS")
 
 def step():
     global opt_state, params, model_state
@@ -179,13 +198,17 @@ def timed(steps):
 
 first = timed(1)
 warmup = [timed(1) for _ in range(cfg["warmup"])]
+# Host memory: RSS before the first step, the process's peak so far (init, compilation and the
+# untimed steps), then the peak is reset so that each block reports the timed steps' peak.
+memory = {"setup_rss_mb": setup_rss, "maxrss_mb": rss_mb("VmHWM"),
+          "ready_rss_mb": rss_mb("VmRSS"), "peak_reset": reset_peak_rss()}
 emit(versions=versions(), python=sys.executable, import_s=t1 - t0, setup_s=t2 - t1,
-     first_step_s=first, warmup_s=warmup, notes=side.get("notes", []))
+     first_step_s=first, warmup_s=warmup, notes=side.get("notes", []), memory=memory)
 for line in sys.stdin:
     steps = int(line)
     if steps <= 0:
         break
-    emit(seconds=timed(steps), steps=steps)
+    emit(seconds=timed(steps), steps=steps, peak_rss_mb=rss_mb("VmHWM"))
 """
 
 # AlgoPerf's side: its repository on sys.path, set up as its submission_runner does, its
@@ -299,10 +322,14 @@ class Worker:
         sys.exit(f"{self.label} worker failed (exit {self._proc.returncode}):\n"
                  f"{self._stderr.read()[-3000:]}")
 
-    def step_time(self, steps: int) -> float:
+    def block(self, steps: int) -> dict:
+        """Runs one block of ``steps`` steps; the worker's reply (seconds, peak RSS)."""
         self._proc.stdin.write(f"{steps}\n")
         self._proc.stdin.flush()
-        return self._read()["seconds"] / steps
+        return self._read()
+
+    def step_time(self, steps: int) -> float:
+        return self.block(steps)["seconds"] / steps
 
     def close(self) -> None:
         if self._proc.poll() is None:
@@ -361,9 +388,13 @@ def _same_libraries(algoperf: dict, ours: dict) -> bool:
 
 
 def measure(workload: str, framework: str, sides: dict[str, tuple[str, str, Path]],
-            base_cfg: dict, args: argparse.Namespace, env: dict[str, str]) -> dict:
-    """Interleaved step times of every side on one workload and framework."""
-    cfg = {**base_cfg, **BATCH_SPECS[workload], "workload": workload, "framework": framework,
+            base_cfg: dict, args: argparse.Namespace, env: dict[str, str],
+            batch: dict | None = None) -> dict:
+    """Interleaved step times of every side on one workload and framework, and each side's
+    peak RSS over its timed blocks; ``batch`` replaces the workload's ``BATCH_SPECS`` entry
+    (e.g. ``{"batch_file": ...}`` for a driver that loads a saved batch)."""
+    cfg = {**base_cfg, **(BATCH_SPECS[workload] if batch is None else batch),
+           "workload": workload, "framework": framework,
            "submission": str(args.algoperf_repo / args.submission_dir
                              / f"{framework}_nadamw_full_budget.py")}
     workers: dict[str, Worker] = {}
@@ -375,16 +406,34 @@ def measure(workload: str, framework: str, sides: dict[str, tuple[str, str, Path
                                      [workers["AlgoPerf"].ready["first_step_s"]])
         steps = max(1, round(args.block_seconds / per_step))
         times: dict[str, list[float]] = {label: [] for label in workers}
+        peak_rss: dict[str, float] = {}
         labels = list(workers)
         for r in range(args.repeats):
             for label in labels[r % len(labels):] + labels[:r % len(labels)]:
-                times[label].append(workers[label].step_time(steps))
+                reply = workers[label].block(steps)
+                times[label].append(reply["seconds"] / steps)
+                peak_rss[label] = max(peak_rss.get(label, 0.0), reply["peak_rss_mb"])
         return {"steps": steps, "ready": {k: w.ready for k, w in workers.items()},
                 "median": {k: statistics.median(v) for k, v in times.items()},
-                "min": {k: min(v) for k, v in times.items()}}
+                "min": {k: min(v) for k, v in times.items()}, "peak_rss_mb": peak_rss}
     finally:
         for worker in workers.values():
             worker.close()
+
+
+def first_hyperparameters(repo: Path, submission_dir: str) -> dict:
+    """The first point of the baseline folder's ``tuning_search_space.json``."""
+    space = json.loads((repo / submission_dir / "tuning_search_space.json").read_text())
+    return space[0] if isinstance(space, list) else {
+        k: v["feasible_points"][0] for k, v in space.items()}
+
+
+def worker_env(xla_flags: str) -> dict[str, str]:
+    """The environment of every worker: the caller's, less what would mix the two sides'
+    packages or ranks, with the given ``XLA_FLAGS`` and JAX on the CPU."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "LOCAL_RANK")}
+    env.update(XLA_FLAGS=xla_flags, TF_CPP_MIN_LOG_LEVEL="2", JAX_PLATFORMS="cpu")
+    return env
 
 
 def main() -> None:
@@ -419,15 +468,11 @@ def main() -> None:
         sys.exit("pass --algoperf-python (an interpreter with AlgoPerf's dependencies); "
                  "see this file's docstring")
     args.algoperf_repo = args.algoperf_repo.resolve()
-    space = json.loads((args.algoperf_repo / args.submission_dir
-                        / "tuning_search_space.json").read_text())
-    hyperparameters = space[0] if isinstance(space, list) else {
-        k: v["feasible_points"][0] for k, v in space.items()}
+    hyperparameters = first_hyperparameters(args.algoperf_repo, args.submission_dir)
     wanted = args.workloads.split(",") if args.workloads else None
     measured, skipped = select_workloads(args.algoperf_repo, wanted)
 
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "LOCAL_RANK")}
-    env.update(XLA_FLAGS=args.xla_flags, TF_CPP_MIN_LOG_LEVEL="2", JAX_PLATFORMS="cpu")
+    env = worker_env(args.xla_flags)
     base_cfg = {"repo": str(args.algoperf_repo), "batch_size": args.batch_size,
                 "seed": args.seed, "warmup": args.warmup, "torch_threads": args.torch_threads,
                 "global_step": GLOBAL_STEP, "hyperparameters": hyperparameters}
