@@ -19,13 +19,21 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from algoperf.workloads.common.dropout_jax import Dropout
+
 
 def _activation(use_tanh: bool):
     return nn.tanh if use_tanh else functools.partial(jax.nn.leaky_relu, negative_slope=0.2)
 
 
-def _instance_norm() -> nn.Module:
-    return nn.InstanceNorm(epsilon=1e-5, use_bias=False, use_scale=False)
+def _instance_norm(x: jax.Array, epsilon: float = 1e-5) -> jax.Array:
+    """Normalised over H and W per example and channel (no scale or bias), as AlgoPerf
+    computes it: the variance as the mean square less the squared mean, floored at 0. flax's
+    ``nn.InstanceNorm`` computes the same function but its step took 6% longer on XLA:CPU."""
+    mean = jnp.mean(x, axis=(1, 2), keepdims=True)
+    variance = jnp.maximum(0.0, jnp.mean(jnp.square(x), axis=(1, 2), keepdims=True)
+                           - jnp.square(mean))
+    return (x - mean) / jnp.sqrt(variance + epsilon)
 
 
 class ConvBlock(nn.Module):
@@ -36,16 +44,17 @@ class ConvBlock(nn.Module):
     use_layer_norm: bool
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool, dropout_rate: float) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool, dropout_rate: float | jax.Array
+                 ) -> jax.Array:
         for _ in range(2):
             x = nn.Conv(self.out_channels, kernel_size=(3, 3), strides=(1, 1),
                         use_bias=False)(x)
             if self.use_layer_norm:
                 x = nn.LayerNorm(reduction_axes=(1, 2, 3))(x)
             else:
-                x = _instance_norm()(x)
+                x = _instance_norm(x)
             x = _activation(self.use_tanh)(x)
-            x = nn.Dropout(dropout_rate, broadcast_dims=(1, 2), deterministic=not train)(x)
+            x = Dropout(broadcast_dims=(1, 2))(x, dropout_rate, deterministic=not train)
         return x
 
 
@@ -59,7 +68,7 @@ class TransposeConvBlock(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         x = nn.ConvTranspose(self.out_channels, kernel_size=(2, 2), strides=(2, 2),
                              use_bias=False)(x)
-        return _activation(self.use_tanh)(_instance_norm()(x))
+        return _activation(self.use_tanh)(_instance_norm(x))
 
 
 class UNet(nn.Module):
@@ -71,7 +80,8 @@ class UNet(nn.Module):
     use_layer_norm: bool = False
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool = True, dropout_rate: float = 0.0) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool = True,
+                 dropout_rate: float | jax.Array = 0.0) -> jax.Array:
         block = functools.partial(ConvBlock, use_tanh=self.use_tanh,
                                   use_layer_norm=self.use_layer_norm)
         channels = self.num_channels

@@ -18,18 +18,20 @@ import jax.numpy as jnp
 import jraph
 from flax import linen as nn
 
+from algoperf.workloads.common.dropout_jax import Dropout
+
 ACTIVATIONS: dict[str, Callable] = {"relu": nn.relu, "gelu": nn.gelu, "silu": nn.silu}
 
 
 def _mlp(hidden_dims: tuple[int, ...], activation: Callable, train: bool,
-         dropout_rate: float) -> Callable:
+         dropout_rate: float | jnp.ndarray) -> Callable:
     @jraph.concatenated_args
     def apply(x):
         for width in hidden_dims:
             x = nn.Dense(width)(x)
             x = nn.LayerNorm()(x)
             x = activation(x)
-            x = nn.Dropout(rate=dropout_rate, deterministic=not train)(x)
+            x = Dropout()(x, dropout_rate, deterministic=not train)
         return x
 
     return apply
@@ -46,7 +48,7 @@ class GNN(nn.Module):
 
     @nn.compact
     def __call__(self, graph: jraph.GraphsTuple, train: bool,
-                 dropout_rate: float = 0.1) -> jnp.ndarray:
+                 dropout_rate: float | jnp.ndarray = 0.1) -> jnp.ndarray:
         if self.activation_fn_name not in ACTIVATIONS:
             raise ValueError(f"unknown activation {self.activation_fn_name!r}; one of "
                              f"{', '.join(ACTIVATIONS)}")
