@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
 
+from algoperf.workloads.common.dropout_jax import Dropout
 from algoperf.workloads.librispeech_conformer import frontend
 
 DROPOUT_RATE = 0.1
@@ -174,7 +175,7 @@ class Subsample(nn.Module):
         x = nn.Dense(self.encoder_dim, kernel_init=xavier)(
             x.reshape(batch, time, freq * channels))
         x = x + sinusoidal_embedding(time, self.encoder_dim)
-        return nn.Dropout(dropout_rate, deterministic=not train)(x), paddings
+        return Dropout()(x, dropout_rate, not train), paddings
 
 
 class FeedForwardModule(nn.Module):
@@ -188,9 +189,9 @@ class FeedForwardModule(nn.Module):
         x = LayerNorm(c.encoder_dim)(x)
         x = nn.Dense(c.encoder_dim * c.feed_forward_expansion_factor, kernel_init=xavier)(x)
         x = c.activation_fn(x)
-        x = nn.Dropout(dropout_rate, deterministic=not train)(x) * padding_mask
+        x = Dropout()(x, dropout_rate, not train) * padding_mask
         x = nn.Dense(c.encoder_dim, kernel_init=xavier)(x) * padding_mask
-        return nn.Dropout(dropout_rate, deterministic=not train)(x)
+        return Dropout()(x, dropout_rate, not train)
 
 
 class QueryScaler(nn.Module):
@@ -228,7 +229,7 @@ class MultiHeadedSelfAttention(nn.Module):
             attention_fn=functools.partial(_scaled_attention,
                                            temperature=c.attention_temperature),
             dropout_rate=0.0, deterministic=True)(x, x, mask=mask)
-        return nn.Dropout(dropout_rate, deterministic=not train)(x)
+        return Dropout()(x, dropout_rate, not train)
 
 
 class BatchNorm(nn.Module):
@@ -279,7 +280,7 @@ class ConvolutionBlock(nn.Module):
                     feature_group_count=c.encoder_dim, use_bias=False, kernel_init=xavier)(x)
         x = BatchNorm(c)(x, paddings, update_batch_norm, use_running_average)
         x = nn.Dense(c.encoder_dim, kernel_init=xavier)(c.activation_fn(x))
-        return nn.Dropout(dropout_rate, deterministic=not train)(x)
+        return Dropout()(x, dropout_rate, not train)
 
 
 class ConformerBlock(nn.Module):

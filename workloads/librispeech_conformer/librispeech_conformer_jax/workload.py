@@ -42,20 +42,25 @@ def ctc_loss(label_batch: tuple[jax.Array, jax.Array], logits_batch: tuple[jax.A
             "per_example": per_example}
 
 
-@functools.partial(jax.jit, static_argnums=(0, 7, 8, 9, 10))
-def _apply(model: nn.Module, params, model_state, audio, paddings, rngs, specaug_key,
-           train: bool, update_batch_norm: bool, use_running_average_bn: bool,
-           dropout_rate: float):
-    """The model's outputs and updated batch statistics, one program per mode. Keyed on the
-    (hashable) flax module, so every workload of one variant shares the compiled program; op
-    by op, the model's thousands of operations would each dispatch on their own (tens of
-    seconds a call on the CPU). Inside a submission's jitted step this is inlined."""
+def _apply_model(model: nn.Module, params, model_state, audio, paddings, rngs, specaug_key,
+                 train: bool, update_batch_norm: bool, use_running_average_bn: bool,
+                 dropout_rate: float | jax.Array):
+    """The model's outputs and updated batch statistics."""
     variables = {"params": params, **model_state}
     return model.apply(variables, audio, paddings, train=train,
                        update_batch_norm=update_batch_norm,
                        use_running_average_bn=use_running_average_bn,
                        dropout_rate=dropout_rate, specaug_key=specaug_key, rngs=rngs,
                        mutable=["batch_stats"])
+
+
+# ``_apply_model`` jitted, one program per mode. Keyed on the (hashable) flax module, so every
+# workload of one variant shares the compiled program; op by op, the model's thousands of
+# operations would each dispatch on their own (tens of seconds a call on the CPU). Inside a
+# submission's jitted step this is inlined. ``dropout_rate`` is static when it is a Python
+# number, a traced argument otherwise (AlgoPerf's JAX baselines pass it into their jitted step).
+_apply = jax.jit(_apply_model, static_argnums=(0, 7, 8, 9, 10))
+_apply_traced_rate = jax.jit(_apply_model, static_argnums=(0, 7, 8, 9))
 
 
 @functools.partial(jax.jit, static_argnums=(0,))
@@ -127,9 +132,11 @@ class LibriSpeechConformerWorkload(BaseLibriSpeechConformerWorkload):
         return outputs, new_state if update_batch_norm else model_state
 
     def _apply(self, params, model_state, audio, paddings, rngs, specaug_key, train: bool,
-               update_batch_norm: bool, use_running_average_bn: bool, dropout_rate: float):
-        return _apply(self._model, params, model_state, audio, paddings, rngs, specaug_key,
-                      train, update_batch_norm, use_running_average_bn, dropout_rate)
+               update_batch_norm: bool, use_running_average_bn: bool,
+               dropout_rate: float | jax.Array):
+        apply = _apply if isinstance(dropout_rate, int | float) else _apply_traced_rate
+        return apply(self._model, params, model_state, audio, paddings, rngs, specaug_key,
+                     train, update_batch_norm, use_running_average_bn, dropout_rate)
 
     def loss_fn(
         self,

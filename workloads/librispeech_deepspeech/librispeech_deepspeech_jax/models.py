@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from algoperf.workloads.common.dropout_jax import Dropout
 from algoperf.workloads.librispeech_conformer.librispeech_conformer_jax.models import (
     BatchNorm,
     Conv2dSubsampling,
@@ -78,7 +79,7 @@ class Subsample(nn.Module):
             x, paddings)
         batch, time, freq, channels = x.shape
         x = nn.Dense(c.encoder_dim, kernel_init=xavier)(x.reshape(batch, time, freq * channels))
-        return nn.Dropout(dropout_rate, deterministic=not train)(x), paddings
+        return Dropout()(x, dropout_rate, not train), paddings
 
 
 def normalization(config: DeepspeechConfig, x: jax.Array, paddings: jax.Array,
@@ -144,7 +145,7 @@ class FeedForwardModule(nn.Module):
         x = normalization(c, x, paddings, update_batch_norm, use_running_average)
         x = c.activation_fn(nn.Dense(c.encoder_dim, kernel_init=xavier)(x))
         x = x * (1 - paddings)[..., None]
-        return nn.Dropout(dropout_rate, deterministic=not train)(x)
+        return Dropout()(x, dropout_rate, not train)
 
 
 class Deepspeech(nn.Module):
