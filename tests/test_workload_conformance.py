@@ -487,6 +487,23 @@ def test_model_fn_eval_leaves_the_state_unchanged_and_runs_without_grad(name, fr
             np.testing.assert_array_equal(after[buffer], buffers[buffer], err_msg=buffer)
 
 
+@pytest.mark.parametrize(("name", "framework"),
+                         [case for case in CASES if case.values[1] == "jax"])
+def test_model_fn_takes_a_traced_dropout_rate_as_algoperfs_jax_baselines_pass_it(
+        name, framework, zoo):
+    """AlgoPerf's JAX baselines call ``model_fn`` inside their jitted step with
+    ``hyperparameters.dropout_rate`` as an argument of that step: a traced value."""
+    model = zoo.model(name, framework)
+    params, state = model.fresh()
+
+    @jax.jit
+    def train_logits(params, state, rng, dropout_rate):
+        return model.workload.model_fn(params, model.batch, state, TRAIN, rng,
+                                       update_batch_norm=True, dropout_rate=dropout_rate)[0]
+
+    check_outputs(model, train_logits(params, state, jnp.asarray(keys(0)[3]), 0.1))
+
+
 # 6. loss_fn.
 
 

@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from algoperf.workloads.common.dropout_jax import Dropout
+
 NUM_DENSE_FEATURES = 13
 NUM_SPARSE_FEATURES = 26
 DROPOUT_RATE = 0.0
@@ -70,7 +72,7 @@ class DlrmSmall(nn.Module):
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool,
-                 dropout_rate: float = DROPOUT_RATE) -> jnp.ndarray:
+                 dropout_rate: float | jnp.ndarray = DROPOUT_RATE) -> jnp.ndarray:
         dense, ids = x[:, :NUM_DENSE_FEATURES], x[:, NUM_DENSE_FEATURES:]
         for width in self.mlp_bottom_dims:
             dense = nn.Dense(width, kernel_init=jax.nn.initializers.glorot_uniform(),
@@ -95,7 +97,7 @@ class DlrmSmall(nn.Module):
                 if self.use_layer_norm:
                     top = nn.LayerNorm()(top)
             if index == last - 1:
-                top = nn.Dropout(rate=dropout_rate, deterministic=not train)(top)
+                top = Dropout()(top, dropout_rate, deterministic=not train)
             fan_in = width
         return top
 
@@ -111,7 +113,7 @@ class DLRMResNet(nn.Module):
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool,
-                 dropout_rate: float = DROPOUT_RATE) -> jnp.ndarray:
+                 dropout_rate: float | jnp.ndarray = DROPOUT_RATE) -> jnp.ndarray:
         dense, ids = x[:, :NUM_DENSE_FEATURES], x[:, NUM_DENSE_FEATURES:]
         first, *rest = self.mlp_bottom_dims
         dense = nn.relu(nn.Dense(first, kernel_init=jax.nn.initializers.glorot_uniform(),
@@ -130,7 +132,7 @@ class DLRMResNet(nn.Module):
             branch = nn.relu(nn.Dense(width, kernel_init=_normal((2.0 / (fan_in + width)) ** 0.5),
                                       bias_init=_normal(width ** -0.5))(top))
             if index == len(dims) - 2:
-                branch = nn.Dropout(rate=dropout_rate, deterministic=not train)(branch)
+                branch = Dropout()(branch, dropout_rate, deterministic=not train)
             top += branch
         return nn.Dense(1, kernel_init=_normal((2.0 / (dims[-2] + 1)) ** 0.5),
                         bias_init=_normal(1.0))(top)
