@@ -32,6 +32,10 @@ number of steps (``--block-seconds`` of AlgoPerf's step time), rotating the orde
 repeat, so the sides are interleaved over the ``--repeats`` rounds on this shared, noisy
 machine while the waiting side sits idle. A side's step time is the median over its blocks of
 (block time / steps); the ratio is ours / AlgoPerf's, so <= 1.0 means ours is no slower.
+The table also gives the ratio of the fastest blocks, ``(min)``, and of the median CPU time
+per step of each worker process, ``(cpu)``: with one PyTorch thread the latter is the step's
+compute without the time the process waited for a core, so it holds still where other jobs
+load the machine and the wall-clock medians do not (in JAX it sums XLA's threads).
 (AlgoPerf's JAX CIFAR ``init_model_fn`` returns the parameters as its model state, so its
 first step creates the batch-norm statistics and its second one compiles again: warm-up.)
 
@@ -189,12 +193,15 @@ def step():
         optimizer_state=opt_state, eval_results=[], global_step=cfg["global_step"],
         rng=step_rng)
 
-def timed(steps):
-    start = time.perf_counter()
+def timed_block(steps):  # (wall seconds, this process's CPU seconds, all its threads)
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(steps):
         step()
     sync((params, model_state))
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu_start
+
+def timed(steps):
+    return timed_block(steps)[0]
 
 first = timed(1)
 warmup = [timed(1) for _ in range(cfg["warmup"])]
@@ -208,7 +215,8 @@ for line in sys.stdin:
     steps = int(line)
     if steps <= 0:
         break
-    emit(seconds=timed(steps), steps=steps, peak_rss_mb=rss_mb("VmHWM"))
+    seconds, cpu_seconds = timed_block(steps)
+    emit(seconds=seconds, cpu_seconds=cpu_seconds, steps=steps, peak_rss_mb=rss_mb("VmHWM"))
 """
 
 # AlgoPerf's side: its repository on sys.path, set up as its submission_runner does, its
@@ -406,16 +414,20 @@ def measure(workload: str, framework: str, sides: dict[str, tuple[str, str, Path
                                      [workers["AlgoPerf"].ready["first_step_s"]])
         steps = max(1, round(args.block_seconds / per_step))
         times: dict[str, list[float]] = {label: [] for label in workers}
+        cpu_times: dict[str, list[float]] = {label: [] for label in workers}
         peak_rss: dict[str, float] = {}
         labels = list(workers)
         for r in range(args.repeats):
             for label in labels[r % len(labels):] + labels[:r % len(labels)]:
                 reply = workers[label].block(steps)
                 times[label].append(reply["seconds"] / steps)
+                cpu_times[label].append(reply["cpu_seconds"] / steps)
                 peak_rss[label] = max(peak_rss.get(label, 0.0), reply["peak_rss_mb"])
         return {"steps": steps, "ready": {k: w.ready for k, w in workers.items()},
                 "median": {k: statistics.median(v) for k, v in times.items()},
-                "min": {k: min(v) for k, v in times.items()}, "peak_rss_mb": peak_rss}
+                "min": {k: min(v) for k, v in times.items()},
+                "cpu_median": {k: statistics.median(v) for k, v in cpu_times.items()},
+                "peak_rss_mb": peak_rss}
     finally:
         for worker in workers.values():
             worker.close()
@@ -500,14 +512,15 @@ def main() -> None:
     if skipped:
         print("skipped: " + ", ".join(skipped))
     print(f"{'workload/framework':<20}{'side':<12}{'steps':>6}{'median ms':>12}{'min ms':>10}"
-          f"{'/AlgoPerf':>11}{'(min)':>8}{'first step s':>14}")
+          f"{'/AlgoPerf':>11}{'(min)':>8}{'(cpu)':>8}{'first step s':>14}")
     ratios = {}
     for (workload, framework), r in results.items():
-        med, low = r["median"], r["min"]
+        med, low, cpu = r["median"], r["min"], r["cpu_median"]
         for k, label in enumerate(sides):
             pair = f"{workload}/{framework}" if k == 0 else ""
             ratio = (f"{med[label] / med['AlgoPerf']:>11.3f}{low[label] / low['AlgoPerf']:>8.3f}"
-                     if label != "AlgoPerf" else f"{'':>19}")
+                     f"{cpu[label] / cpu['AlgoPerf']:>8.3f}"
+                     if label != "AlgoPerf" else f"{'':>27}")
             print(f"{pair:<20}{label:<12}{r['steps']:>6}{med[label] * 1e3:>12.2f}"
                   f"{low[label] * 1e3:>10.2f}{ratio}{r['ready'][label]['first_step_s']:>14.2f}")
         ratios[f"{workload}/{framework}"] = med[headline] / med["AlgoPerf"]
