@@ -48,12 +48,18 @@ TOLERANCES = {
     "final_model_state": Tolerance(rtol=1e-4, atol=1.5e-4),
 }
 
-# Output parity of _no_resnet in TRAIN mode: without the residual path every layer's input is
-# a batch norm of the previous layer's output on the batch's statistics, 9 in a row, each
-# dividing by a batch standard deviation; the TRAIN logits differed by up to 3.1e-5 (EVAL, on
-# the running averages: 3e-6; the losses agreed to 5e-7 relative). About 3x that.
-ROW_TOLERANCES = {"librispeech_deepspeech_no_resnet": {
-    "train_logits": Tolerance(rtol=1e-5, atol=1e-4)}}
+# Output parity in TRAIN mode, where every batch norm divides by the batch's own standard
+# deviation. Without the residual path (_no_resnet) each layer's input is such a batch norm of
+# the previous layer's output, 9 in a row: its TRAIN logits differed by up to 3.1e-5 (EVAL, on
+# the running averages: 3e-6; the losses agreed to 5e-7 relative), so about 3x that. The other
+# rows' TRAIN logits came within 1e-5 on one machine but on another (same library versions,
+# before and after the traced-rate dropout change) by 2.09e-5 (base) and 1.74e-5 (_tanh),
+# with the EVAL logits at 3.9e-6 and 4.9e-6: about 2.5x the larger.
+ROW_TOLERANCES = {
+    "librispeech_deepspeech_no_resnet": {"train_logits": Tolerance(rtol=1e-5, atol=1e-4)},
+    **{name: {"train_logits": Tolerance(rtol=1e-5, atol=5e-5)} for name in (
+        "librispeech_deepspeech", "librispeech_deepspeech_tanh",
+        "librispeech_deepspeech_norm_and_spec_aug")}}
 
 INPUT_GATES = ("ii", "if", "ig", "io")
 HIDDEN_GATES = ("hi", "hf", "hg", "ho")
