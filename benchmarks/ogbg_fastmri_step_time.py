@@ -140,6 +140,7 @@ def add_arguments(parser: argparse.ArgumentParser, warmup: int, repeats: int,
     parser.add_argument("--frameworks", default="jax,pytorch")
     parser.add_argument("--warmup", type=int, default=warmup)
     parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--processes", type=int, default=1, help="worker processes per side")
     parser.add_argument("--block-seconds", type=float, default=block_seconds)
     parser.add_argument("--torch-threads", type=int, default=1)
     parser.add_argument("--xla-flags", default=os.environ.get("XLA_FLAGS", ""))

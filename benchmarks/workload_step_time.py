@@ -32,6 +32,9 @@ number of steps (``--block-seconds`` of AlgoPerf's step time), rotating the orde
 repeat, so the sides are interleaved over the ``--repeats`` rounds on this shared, noisy
 machine while the waiting side sits idle. A side's step time is the median over its blocks of
 (block time / steps); the ratio is ours / AlgoPerf's, so <= 1.0 means ours is no slower.
+With ``--processes K`` each side runs K workers, all interleaved, and a side's median pools
+their blocks: identical workers of ResNet-50 in PyTorch differ by up to 6% from one process to
+another (memory placement, not code), more than the difference being measured.
 The table also gives the ratio of the fastest blocks, ``(min)``, and of the median CPU time
 per step of each worker process, ``(cpu)``: with one PyTorch thread the latter is the step's
 compute without the time the process waited for a core, so it holds still where other jobs
@@ -405,25 +408,26 @@ def measure(workload: str, framework: str, sides: dict[str, tuple[str, str, Path
            "workload": workload, "framework": framework,
            "submission": str(args.algoperf_repo / args.submission_dir
                              / f"{framework}_nadamw_full_budget.py")}
-    workers: dict[str, Worker] = {}
+    workers: dict[tuple[str, int], Worker] = {}
     try:
         for label, (python, driver, cwd) in sides.items():  # one at a time: no overlap
-            workers[label] = Worker(f"{label} {workload}/{framework}", python, driver, cfg,
-                                    cwd, env)
-        per_step = statistics.median(workers["AlgoPerf"].ready["warmup_s"] or
-                                     [workers["AlgoPerf"].ready["first_step_s"]])
+            for process in range(args.processes):
+                workers[label, process] = Worker(f"{label} {workload}/{framework}", python,
+                                                 driver, cfg, cwd, env)
+        first = workers["AlgoPerf", 0].ready
+        per_step = statistics.median(first["warmup_s"] or [first["first_step_s"]])
         steps = max(1, round(args.block_seconds / per_step))
-        times: dict[str, list[float]] = {label: [] for label in workers}
-        cpu_times: dict[str, list[float]] = {label: [] for label in workers}
+        times: dict[str, list[float]] = {label: [] for label in sides}
+        cpu_times: dict[str, list[float]] = {label: [] for label in sides}
         peak_rss: dict[str, float] = {}
-        labels = list(workers)
+        keys = list(workers)
         for r in range(args.repeats):
-            for label in labels[r % len(labels):] + labels[:r % len(labels)]:
-                reply = workers[label].block(steps)
+            for label, process in keys[r % len(keys):] + keys[:r % len(keys)]:
+                reply = workers[label, process].block(steps)
                 times[label].append(reply["seconds"] / steps)
                 cpu_times[label].append(reply["cpu_seconds"] / steps)
                 peak_rss[label] = max(peak_rss.get(label, 0.0), reply["peak_rss_mb"])
-        return {"steps": steps, "ready": {k: w.ready for k, w in workers.items()},
+        return {"steps": steps, "ready": {label: workers[label, 0].ready for label in sides},
                 "median": {k: statistics.median(v) for k, v in times.items()},
                 "min": {k: min(v) for k, v in times.items()},
                 "cpu_median": {k: statistics.median(v) for k, v in cpu_times.items()},
@@ -466,6 +470,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--warmup", type=int, default=3, help="steps after the first, untimed")
     parser.add_argument("--repeats", type=int, default=11)
+    parser.add_argument("--processes", type=int, default=1,
+                        help="worker processes per side, each timed in every repeat")
     parser.add_argument("--block-seconds", type=float, default=0.5,
                         help="length of one timed block of steps (from AlgoPerf's step time)")
     parser.add_argument("--torch-threads", type=int, default=1)
