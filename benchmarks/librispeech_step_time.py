@@ -30,9 +30,9 @@ constructor: ``pip install clu`` into its side venv) and ``tensorflow_text`` (th
 only, unused without a vocabulary path); when ``tensorflow_text`` cannot be imported the
 driver puts an empty stand-in module in its place and says so.
 
-Sides as ``workload_step_time.py`` prepares them; with the bench lock of a shared machine:
+Sides as ``workload_step_time.py`` prepares them:
 
-    flock /tmp/bench.lock python benchmarks/librispeech_step_time.py \\
+    python benchmarks/librispeech_step_time.py \\
         --algoperf-repo /tmp/algoperf-src --algoperf-python /tmp/algoperf-side-venv/bin/python
 
 Last line: ``step_time worst=<ratio>`` (ours / AlgoPerf, target <= 1.0).
