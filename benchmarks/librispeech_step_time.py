@@ -134,8 +134,8 @@ def main() -> None:
     first = next(iter(results.values()))
     print(f"batch {args.batch_size} utterances padded to {args.audio_samples} samples, "
           f"AlgoPerf's NAdamW baseline, torch threads {args.torch_threads}, "
-          f"XLA_FLAGS={args.xla_flags!r}, {args.repeats} interleaved blocks per side after "
-          f"1 + {args.warmup} warm-up steps")
+          f"XLA_FLAGS={args.xla_flags!r}, {args.repeats * args.processes} interleaved blocks "
+          f"per side after 1 + {args.warmup} warm-up steps")
     for label, ready in first["ready"].items():
         print(f"  {label:<11} {wst.fmt_versions(ready)}  ({ready['python']})")
     for note in sorted({n for r in results.values() for n in r["ready"]["AlgoPerf"]["notes"]}):

@@ -204,7 +204,8 @@ def main() -> None:
             ALGOPERF_CONVERSION, OUR_CONVERSION, Path(tmp))
     print(f"ogbg batch {args.batch_size} graphs, fastmri batch {args.mri_batch_size} slices, "
           f"AlgoPerf's NAdamW baseline, torch threads {args.torch_threads}, "
-          f"{args.repeats} interleaved blocks per side")
+          f"{args.repeats * args.processes} interleaved blocks per side ({args.processes} "
+          "processes)")
     for (workload, framework), r in results.items():
         for label, median in r["median"].items():
             print(f"{workload}/{framework:<8} {label:<11} {median * 1e3:9.2f} ms  "

@@ -507,7 +507,8 @@ def main() -> None:
     print(f"batch {args.batch_size}, AlgoPerf's NAdamW baseline ({args.submission_dir}), "
           f"hyperparameters {json.dumps(hyperparameters, sort_keys=True)}")
     print(f"XLA_FLAGS={args.xla_flags!r}, torch threads {args.torch_threads}, "
-          f"{args.repeats} interleaved blocks per side after 1 + {args.warmup} warm-up steps")
+          f"{args.repeats * args.processes} interleaved blocks per side ({args.processes} "
+          f"processes) after 1 + {args.warmup} warm-up steps")
     any_result = next(iter(results.values()), None)
     if any_result:
         for label, ready in any_result["ready"].items():
