@@ -13,6 +13,7 @@ import numpy as np
 from algoperf import jax_sharding_utils, param_utils, spec
 from algoperf.workloads.common import pipeline
 from algoperf.workloads.common.jax_rng import as_jax_key
+from algoperf.workloads.common.jitted_apply_jax import jitted_apply
 from algoperf.workloads.criteo1tb.criteo1tb_jax.models import DLRMResNet, DlrmSmall
 from algoperf.workloads.criteo1tb.input_pipeline import NUM_INPUTS
 from algoperf.workloads.criteo1tb.workload import DROPOUT_RATE, BaseCriteo1TbDlrmSmallWorkload
@@ -24,19 +25,6 @@ INIT_BATCH = 2
 def _jitted_init(model):
     """The model's jitted ``init``, one per configuration and process."""
     return jax.jit(functools.partial(model.init, train=False))
-
-
-@functools.cache
-def _jitted_apply(model, static_rate: bool):
-    """The model's jitted ``apply(params, inputs, rngs, train, dropout_rate)``, one per
-    configuration and process (also when ``model_fn`` runs outside a jitted step). The rate
-    is static when ``static_rate`` (a Python number: no mask at rate 0); else it is traced, as
-    AlgoPerf's JAX baselines pass it from inside their jitted step."""
-    def apply(params, inputs, rngs, train, dropout_rate):
-        return model.apply({"params": params}, inputs, train=train, dropout_rate=dropout_rate,
-                           rngs=rngs)
-
-    return jax.jit(apply, static_argnums=(3, 4) if static_rate else (3,))
 
 
 def per_example_sigmoid_cross_entropy(logits: jnp.ndarray, targets: jnp.ndarray) -> jnp.ndarray:
@@ -94,7 +82,7 @@ class Criteo1TbDlrmSmallWorkload(BaseCriteo1TbDlrmSmallWorkload):
         del model_state, update_batch_norm
         train = mode == spec.ForwardPassMode.TRAIN
         rngs = {"dropout": as_jax_key(rng)} if train and rng is not None else {}
-        logits = _jitted_apply(self._model, isinstance(dropout_rate, int | float))(
+        logits = jitted_apply(self._model, isinstance(dropout_rate, int | float))(
             params, augmented_and_preprocessed_input_batch["inputs"], rngs, train,
             dropout_rate)
         return logits, None

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from algoperf import jax_sharding_utils, param_utils, spec
 from algoperf.workloads.common import pipeline
 from algoperf.workloads.common.jax_rng import as_jax_key
+from algoperf.workloads.common.jitted_apply_jax import jitted_apply
 from algoperf.workloads.fastmri.fastmri_jax.models import UNet
 from algoperf.workloads.fastmri.fastmri_jax.ssim import ssim
 from algoperf.workloads.fastmri.workload import DROPOUT_RATE, BaseFastMRIWorkload
@@ -24,20 +25,6 @@ def _jitted_init(model: UNet):
     """The model's jitted ``init``, one per configuration and process: compiling it takes
     XLA:CPU tens of seconds (the threefry draws of 7.7 million parameters)."""
     return jax.jit(functools.partial(model.init, train=False))
-
-
-@functools.cache
-def _jitted_apply(model: UNet, static_rate: bool):
-    """The model's jitted ``apply(params, inputs, rngs, train, dropout_rate)``, one per
-    configuration and process: one program per input shape, also when ``model_fn`` is called
-    outside a jitted step (op by op, the model's many small operations would each compile and
-    dispatch on their own). ``dropout_rate`` is static when it is a Python number, a
-    traced argument otherwise (AlgoPerf's JAX baselines pass it into their jitted step)."""
-    def apply(params, inputs, rngs, train, dropout_rate):
-        return model.apply({"params": params}, inputs, train=train, dropout_rate=dropout_rate,
-                           rngs=rngs)
-
-    return jax.jit(apply, static_argnums=(3, 4) if static_rate else (3,))
 
 
 class FastMRIWorkload(BaseFastMRIWorkload):
@@ -77,7 +64,7 @@ class FastMRIWorkload(BaseFastMRIWorkload):
         del model_state, update_batch_norm
         train = mode == spec.ForwardPassMode.TRAIN
         rngs = {"dropout": as_jax_key(rng)} if train and rng is not None else {}
-        apply = _jitted_apply(self._model, isinstance(dropout_rate, int | float))
+        apply = jitted_apply(self._model, isinstance(dropout_rate, int | float))
         outputs = apply(params, augmented_and_preprocessed_input_batch["inputs"], rngs, train,
                        dropout_rate)
         return outputs, None

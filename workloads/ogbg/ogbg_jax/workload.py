@@ -18,6 +18,7 @@ import optax
 
 from algoperf import jax_sharding_utils, param_utils, spec
 from algoperf.workloads.common.jax_rng import as_jax_key
+from algoperf.workloads.common.jitted_apply_jax import jitted_apply
 from algoperf.workloads.ogbg.ogbg_jax.models import GNN
 from algoperf.workloads.ogbg.workload import DROPOUT_RATE, BaseOgbgWorkload
 
@@ -27,20 +28,6 @@ def _jitted_init(model: GNN):
     """The model's jitted ``init``, one per configuration and process (its compilation is
     the slow part of initialising on a CPU)."""
     return jax.jit(functools.partial(model.init, train=False))
-
-
-@functools.cache
-def _jitted_apply(model: GNN, static_rate: bool):
-    """The model's jitted ``apply(params, inputs, rngs, train, dropout_rate)``, one per
-    configuration and process: one program per input shape, also when ``model_fn`` is called
-    outside a jitted step (op by op, the model's many small operations would each compile and
-    dispatch on their own). ``dropout_rate`` is static when it is a Python number, a
-    traced argument otherwise (AlgoPerf's JAX baselines pass it into their jitted step)."""
-    def apply(params, inputs, rngs, train, dropout_rate):
-        return model.apply({"params": params}, inputs, train=train, dropout_rate=dropout_rate,
-                           rngs=rngs)
-
-    return jax.jit(apply, static_argnums=(3, 4) if static_rate else (3,))
 
 
 class OgbgWorkload(BaseOgbgWorkload):
@@ -92,7 +79,7 @@ class OgbgWorkload(BaseOgbgWorkload):
             raise ValueError(f"ogbg's model has no state; got model_state {model_state!r}")
         train = mode == spec.ForwardPassMode.TRAIN
         rngs = {"dropout": as_jax_key(rng)} if train and rng is not None else {}
-        apply = _jitted_apply(self._model, isinstance(dropout_rate, int | float))
+        apply = jitted_apply(self._model, isinstance(dropout_rate, int | float))
         logits = apply(params, augmented_and_preprocessed_input_batch["inputs"], rngs, train,
                       dropout_rate)
         return logits, None
@@ -126,6 +113,6 @@ class OgbgWorkload(BaseOgbgWorkload):
     def _eval_outputs(self, params: spec.ParameterContainer, batch: dict[str, Any],
                       model_state: spec.ModelAuxiliaryState) -> tuple[np.ndarray, ...]:
         del model_state
-        logits = _jitted_apply(self._model, True)(params, batch["inputs"], {}, False, 0.0)
+        logits = jitted_apply(self._model, True)(params, batch["inputs"], {}, False, 0.0)
         return tuple(np.asarray(jax.device_get(x), np.float32)
                      for x in (logits, batch["targets"], batch["weights"]))
