@@ -3,6 +3,7 @@ search, and the decoding caches of both models (on tiny configurations of the sa
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 
@@ -273,6 +274,30 @@ def torch_cached_logits(torch_model, inputs, targets):
         return torch.stack([torch_model.decode_step(ids[:, i], memory, src, cache)
                             for i in range(targets.shape[1])], 1).numpy()
 
+
+
+def test_the_pytorch_model_in_float64_computes_its_float32_function():
+    """As training parity runs a row in float64 (``FLOAT64_TRAINING``): the additive masks
+    must follow the queries' dtype (torch's CPU attention, given a float32 mask beside float64
+    queries, attended where the mask forbids). Padding queries see no key, so only the
+    positions of real targets are compared, in the full pass and in cached decoding. Rows
+    of 16 positions: torch takes that kernel from about this length on."""
+    _, _, torch_model = tiny_models()
+    rng = np.random.RandomState(2)
+    inputs, targets = (rng.randint(3, TINY["vocab_size"], (3, 16)) for _ in range(2))
+    inputs[0, 11:] = 0
+    targets[1, 9:] = 0
+    real = targets != 0
+    src, tgt = torch.from_numpy(inputs), torch.from_numpy(targets)
+    double = copy.deepcopy(torch_model).double()
+    with torch.no_grad():
+        logits = {dtype: model(src, tgt).numpy()
+                  for dtype, model in (("32", torch_model), ("64", double))}
+    np.testing.assert_allclose(logits["64"][real], logits["32"][real], atol=2e-5, rtol=2e-5)
+    decoded = np.where(real, targets, 5)
+    np.testing.assert_allclose(torch_cached_logits(double, inputs, decoded),
+                               torch_cached_logits(torch_model, inputs, decoded),
+                               atol=2e-5, rtol=2e-5)
 
 def test_cached_decoding_gives_the_full_forward_pass_logits_in_both_frameworks():
     """Step by step with the cache = all positions at once, where no target is padding (the

@@ -13,7 +13,7 @@ same with ``LayerNorm_2`` -> ``norm3`` and the cross-attention ``..._1``: ``quer
 final ``encoder_layernorm``/``encoderdecoder_layernorm`` -> ``encoder.encoder.norm`` /
 ``decoder.decoder.norm`` (pre-LN only).
 
-Tolerances are the defaults.
+Tolerances are the defaults; training parity runs in float64 (``FLOAT64_TRAINING`` below).
 """
 
 from __future__ import annotations
@@ -83,3 +83,13 @@ def jax_to_pytorch(params: dict[str, Any], model_state: Any = None) -> dict[str,
             state_dict.update(prefixed(f"{stack}.{stack}.norm",
                                        layer_norm(params[stack][final])))
     return state_dict
+
+
+# Five plain-SGD steps at lr 0.05 on 16-token rows amplify float32 rounding past the
+# tolerances while the implementations agree: each framework's float32 run ends about as far
+# from the float64 result as from the other framework's, or further (fifth loss, base: JAX
+# 4e-6 and PyTorch 1.4e-5 to 5e-5 from float64, PyTorch's varying from run to run; post-LN:
+# JAX 3.7e-3 and PyTorch 4.0e-3, 2.6e-4 apart; attention temperature 4: JAX 2.4e-4, PyTorch
+# 4.5e-5). In float64 the two agree to 3e-14 in the losses and 4.4e-16 in the parameters, so
+# training parity runs there, at the usual tolerances. Output parity stays in float32.
+FLOAT64_TRAINING = {"wmt", "wmt_post_ln", "wmt_attention_temp", "wmt_glu_tanh"}

@@ -110,6 +110,11 @@ class MultiheadAttention(nn.Module):
             seen = torch.arange(k.shape[1], device=k.device) <= index
             mask = torch.zeros(1, 1, 1, len(seen), device=k.device).masked_fill(~seen, MASKED)
         q = self.attention_temp * self._heads(q)
+        if mask is not None:
+            # A no-op in float32. torch 2.13's CPU scaled_dot_product_attention accepts a
+            # float32 mask beside float64 (or other) queries and then attends where the
+            # mask forbids.
+            mask = mask.to(q.dtype)
         mixed = F.scaled_dot_product_attention(
             q, self._heads(k), self._heads(v), attn_mask=mask,
             dropout_p=dropout_rate if self.training else 0.0)
