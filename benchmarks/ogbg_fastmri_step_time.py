@@ -153,6 +153,7 @@ def parse_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
     if not args.algoperf_repo or not args.algoperf_python:
         sys.exit("pass --algoperf-repo and --algoperf-python; see workload_step_time.py")
     args.algoperf_repo = args.algoperf_repo.resolve()
+    wst.interpreters(args)
     return args
 
 

@@ -93,6 +93,7 @@ import argparse
 import ast
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -444,6 +445,18 @@ def first_hyperparameters(repo: Path, submission_dir: str) -> dict:
         k: v["feasible_points"][0] for k, v in space.items()}
 
 
+def interpreters(args: argparse.Namespace) -> None:
+    """``--algoperf-python`` and ``--ours-python`` as absolute paths (workers start in other
+    folders), or exit with one line naming the one that does not exist."""
+    for option in ("algoperf_python", "ours_python"):
+        given = getattr(args, option)
+        if given:
+            found = shutil.which(given)
+            if not found:
+                sys.exit(f"--{option.replace('_', '-')} {given}: no such interpreter")
+            setattr(args, option, str(Path(found).absolute()))
+
+
 def worker_env(xla_flags: str) -> dict[str, str]:
     """The environment of every worker: the caller's, less what would mix the two sides'
     packages or ranks, with the given ``XLA_FLAGS`` and JAX on the CPU."""
@@ -486,6 +499,7 @@ def main() -> None:
         sys.exit("pass --algoperf-python (an interpreter with AlgoPerf's dependencies); "
                  "see this file's docstring")
     args.algoperf_repo = args.algoperf_repo.resolve()
+    interpreters(args)
     hyperparameters = first_hyperparameters(args.algoperf_repo, args.submission_dir)
     wanted = args.workloads.split(",") if args.workloads else None
     measured, skipped = select_workloads(args.algoperf_repo, wanted)
