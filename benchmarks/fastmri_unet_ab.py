@@ -79,11 +79,11 @@ def main() -> None:
                        for _ in range(2))
     models = {"ours": UNet(), "AlgoPerf": algoperf_unet(args.algoperf_repo.resolve())()}
     keys = {"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(1)}
-    params = {name: model.init(keys, inputs, train=False)["params"]
-              for name, model in models.items()}
-    if jax.tree.structure(params["ours"]) != jax.tree.structure(params["AlgoPerf"]):
+    initialised = {name: model.init(keys, inputs, train=False)["params"]
+                   for name, model in models.items()}
+    if jax.tree.structure(initialised["ours"]) != jax.tree.structure(initialised["AlgoPerf"]):
         sys.exit("the two U-Nets' parameter trees differ; nothing to compare")
-    params = params["AlgoPerf"]
+    params = initialised["AlgoPerf"]
     steps = {name: train_step(model, inputs, targets) for name, model in models.items()}
     rate, key = jnp.float32(0.0), jax.random.PRNGKey(2)
     losses = {name: float(jax.block_until_ready(step(params, rate, key))[1])

@@ -275,11 +275,10 @@ def torch_cached_logits(torch_model, inputs, targets):
                             for i in range(targets.shape[1])], 1).numpy()
 
 
-
 def test_the_pytorch_model_in_float64_computes_its_float32_function():
     """As training parity runs a row in float64 (``FLOAT64_TRAINING``): the additive masks
     must follow the queries' dtype (torch's CPU attention, given a float32 mask beside float64
-    queries, attended where the mask forbids). Padding queries see no key, so only the
+    queries, attends where the mask forbids). Padding queries see no key, so only the
     positions of real targets are compared, in the full pass and in cached decoding. Rows
     of 16 positions: torch takes that kernel from about this length on."""
     _, _, torch_model = tiny_models()
@@ -298,6 +297,7 @@ def test_the_pytorch_model_in_float64_computes_its_float32_function():
     np.testing.assert_allclose(torch_cached_logits(double, inputs, decoded),
                                torch_cached_logits(torch_model, inputs, decoded),
                                atol=2e-5, rtol=2e-5)
+
 
 def test_cached_decoding_gives_the_full_forward_pass_logits_in_both_frameworks():
     """Step by step with the cache = all positions at once, where no target is padding (the

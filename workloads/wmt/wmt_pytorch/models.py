@@ -30,9 +30,13 @@ from algoperf.workloads.wmt import workload as constants
 MASKED = -1e10
 
 
-def additive_mask(allowed: Tensor) -> Tensor:
-    """(B, Q, K) booleans -> (B, 1, Q, K) float: 0 where allowed, -1e10 elsewhere."""
-    return torch.zeros(allowed.shape, dtype=torch.float32, device=allowed.device) \
+def additive_mask(allowed: Tensor, dtype: torch.dtype) -> Tensor:
+    """(B, Q, K) booleans -> (B, 1, Q, K) of the activations' ``dtype``: 0 where allowed,
+    -1e10 elsewhere. A float64 model needs a float64 mask: torch 2.13's CPU
+    ``scaled_dot_product_attention`` accepts a float32 mask beside float64 queries of 16 or
+    more positions and then attends where the mask forbids (bf16 and fp16 queries are right
+    with a float32 mask, so autocast needs nothing)."""
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device) \
         .masked_fill(~allowed, MASKED).unsqueeze(1)
 
 
@@ -108,13 +112,9 @@ class MultiheadAttention(nn.Module):
             cache["index"] = index + 1
             k, v = cache["key"], cache["value"]
             seen = torch.arange(k.shape[1], device=k.device) <= index
-            mask = torch.zeros(1, 1, 1, len(seen), device=k.device).masked_fill(~seen, MASKED)
+            mask = torch.zeros(1, 1, 1, len(seen), dtype=q.dtype, device=k.device) \
+                .masked_fill(~seen, MASKED)
         q = self.attention_temp * self._heads(q)
-        if mask is not None:
-            # A no-op in float32. torch 2.13's CPU scaled_dot_product_attention accepts a
-            # float32 mask beside float64 (or other) queries and then attends where the
-            # mask forbids.
-            mask = mask.to(q.dtype)
         mixed = F.scaled_dot_product_attention(
             q, self._heads(k), self._heads(v), attn_mask=mask,
             dropout_p=dropout_rate if self.training else 0.0)
@@ -251,7 +251,7 @@ class Transformer(nn.Module):
             allowed = allowed & same_segment(inputs_segmentation, inputs_segmentation)
         x = self.pos_encoder(self.shared_embedding(src.long()), inputs_positions)
         x = F.dropout(x, dropout_rate, self.training)
-        return self.encoder(x, additive_mask(allowed), dropout_rate)
+        return self.encoder(x, additive_mask(allowed, x.dtype), dropout_rate)
 
     def _logits(self, y: Tensor) -> Tensor:
         return y @ self.shared_embedding.weight.T / math.sqrt(y.shape[-1])
@@ -273,8 +273,8 @@ class Transformer(nn.Module):
                                                          inputs_segmentation)
         y = self.pos_encoder(self.shared_embedding(shift_right(tgt.long())), targets_positions)
         y = F.dropout(y, dropout_rate, self.training)
-        y = self.decoder(y, memory, additive_mask(self_allowed), additive_mask(cross_allowed),
-                         dropout_rate)
+        y = self.decoder(y, memory, additive_mask(self_allowed, y.dtype),
+                         additive_mask(cross_allowed, y.dtype), dropout_rate)
         return self._logits(y)
 
     def init_cache(self, rows: int, max_length: int, like: Tensor) -> dict:
@@ -288,7 +288,7 @@ class Transformer(nn.Module):
 
     def decode_step(self, ids: Tensor, memory: Tensor, src: Tensor, cache: dict) -> Tensor:
         """Logits (rows, vocab) of the next token after ``ids`` (rows,), the cache advanced."""
-        cross_mask = additive_mask(pair_mask(torch.ones_like(ids[:, None]), src))
+        cross_mask = additive_mask(pair_mask(torch.ones_like(ids[:, None]), src), memory.dtype)
         y = self.pos_encoder(self.shared_embedding(ids[:, None].long()), step=cache["step"])
         cache["step"] += 1
         y = self.decoder(y, memory, None, cross_mask, 0.0, cache["layers"])
