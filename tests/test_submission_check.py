@@ -3,10 +3,10 @@ its rule; the reference submissions, the templates and AlgoPerf's own baselines 
 leaderboard submissions pass; docker run and sweep plan refuse a bad submission before any job.
 
 The bad submissions are a clean template with one violation spliced in, marked ``# <-`` on the
-line the checker must name. AlgoPerf's code is read from a copy of its repositories
-(``$ALGOPERF_REPO``, ``$ALGOPERF_SUBMISSIONS_REPO``: a checkout or a bare git repository;
-defaults beside this checkout's parent, as tests/test_jax_stack.py) and those tests skip
-without one.
+line the checker must name. AlgoPerf's code is read from a copy of its repositories named
+by ``$ALGOPERF_REPO`` (mlcommons/algorithmic-efficiency) and ``$ALGOPERF_SUBMISSIONS_REPO``
+(mlcommons/submissions_algorithms), each a checkout or a bare git repository; the repository
+ships none of that code, so those two tests skip without the variables.
 """
 
 from __future__ import annotations
@@ -26,11 +26,8 @@ from algoperf import submission_check as sc
 from algoperf.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
-MIRRORS = ROOT.parent / ".mirror"
-ALGOPERF_REPO = Path(os.environ.get(
-    "ALGOPERF_REPO", MIRRORS / "mlcommons+algorithmic-efficiency" / "repo"))
-SUBMISSIONS_REPO = Path(os.environ.get(
-    "ALGOPERF_SUBMISSIONS_REPO", MIRRORS / "mlcommons+submissions_algorithms" / "repo"))
+ALGOPERF_REPO = os.environ.get("ALGOPERF_REPO")
+SUBMISSIONS_REPO = os.environ.get("ALGOPERF_SUBMISSIONS_REPO")
 
 CLEAN = '''\
 """A clean submission; each case below splices one violation into it."""
@@ -315,12 +312,13 @@ def test_reference_submissions_pass(folder, ruleset):
     assert [str(f) for f in sc.check_submission(folder, ruleset=ruleset)] == []
 
 
-def export(repo: Path, paths: list[str], into: Path) -> Path:
+def export(repo: str | None, variable: str, paths: list[str], into: Path) -> Path:
     """The ``paths`` of ``repo`` (a checkout, or a bare repository exported with git
-    archive) as files under ``into``."""
-    if not repo.exists():
-        pytest.skip(f"no copy of the repository at {repo}; set the variable named in this "
-                    "module's docstring to run this test")
+    archive) as files under ``into``; skips when ``variable`` names no copy."""
+    if not repo or not Path(repo).exists():
+        pytest.skip(f"no copy of the repository (set {variable} to a checkout or bare "
+                    "repository to run this test)")
+    repo = Path(repo)
     if (repo / paths[0].split("/")[0]).exists():
         return repo
     into.mkdir()
@@ -360,7 +358,8 @@ def test_algoperfs_own_baselines_pass(tmp_path):
     folders = ["algorithms/baselines", "algorithms/archived_paper_baselines",
                "algorithms/development_algorithms", "algorithms/target_setting_algorithms",
                "algorithms/template"]
-    files = upstream_submissions(export(ALGOPERF_REPO, folders, tmp_path / "ae"), folders)
+    tree = export(ALGOPERF_REPO, "ALGOPERF_REPO", folders, tmp_path / "ae")
+    files = upstream_submissions(tree, folders)
     assert len(files) >= 25, files  # NAdamW, eight paper baselines x 2, dev, target setting
     assert_all_pass(files)
 
@@ -368,7 +367,8 @@ def test_algoperfs_own_baselines_pass(tmp_path):
 def test_published_leaderboard_submissions_pass(tmp_path):
     folders = ["previous_leaderboards/algoperf_v05/submissions",
                "previous_leaderboards/algoperf_v06/submissions", "submissions"]
-    files = upstream_submissions(export(SUBMISSIONS_REPO, folders, tmp_path / "sa"), folders)
+    tree = export(SUBMISSIONS_REPO, "ALGOPERF_SUBMISSIONS_REPO", folders, tmp_path / "sa")
+    files = upstream_submissions(tree, folders)
     assert len(files) >= 30, files
     assert_all_pass(files)
 
