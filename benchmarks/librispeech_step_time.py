@@ -1,7 +1,7 @@
 """LibriSpeech step time and memory: one training step of ours against AlgoPerf's own code.
 
 For ``librispeech_conformer`` and ``librispeech_deepspeech`` in JAX and PyTorch, the method of
-``workload_step_time.py`` through ``ogbg_fastmri_step_time.py``'s saved-batch machinery
+``workload_step_time.py`` through ``saved_batch_step_time.py``'s saved-batch machinery
 (AlgoPerf's NAdamW baseline loaded unmodified on both sides, each side in its own interpreter,
 interleaved blocks of steps, median per step; ratio ours / AlgoPerf). The batch is built once
 by our numpy pipeline (``input_pipeline.train_batches``) from ``--batch-size`` utterances of
@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import ogbg_fastmri_step_time as saved  # noqa: E402  (the saved-batch machinery)
+import saved_batch_step_time as saved  # noqa: E402  (the saved-batch machinery)
 
 wst = saved.wst
 

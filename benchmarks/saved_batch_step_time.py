@@ -1,15 +1,24 @@
-"""ogbg and fastmri step time: one training step of ours against AlgoPerf's own workload code.
+"""ogbg, fastmri and criteo1tb step time: one training step of ours against AlgoPerf's own
+workload code, on a batch our pipeline built and saved.
 
 ``workload_step_time.py``'s method and workers (AlgoPerf's NAdamW baseline loaded unmodified on
 both sides, each side in its own interpreter, interleaved blocks of steps, median per step;
-see its docstring) on the two workloads whose batches are not images and labels. The batch is
+see its docstring) on the workloads whose batches are not images and labels. The batch is
 built once by our numpy pipeline from synthetic data of the real format and shapes -- ogbg:
 ``--batch-size`` molecule-like graphs, dynamically batched with AlgoPerf's budgets; fastmri:
-``--mri-batch-size`` slices of 640 x 368 k-space reconstructed to 320 x 320 -- saved to a file
-and converted by each side as its own input queue converts its batches: AlgoPerf's JAX ogbg
-queue yields a ``jraph.GraphsTuple`` of numpy arrays placed with the batch-dim sharding, its
-PyTorch one a ``GraphsTuple`` of tensors and boolean weights; fastmri's are dicts of arrays
-or tensors. Ours: the workload's ``_to_framework_batch``.
+``--mri-batch-size`` slices of 640 x 368 k-space reconstructed to 320 x 320; criteo1tb:
+``--criteo-batch-size`` lines of synthetic day files parsed by the streaming TSV pipeline --
+saved to a file and converted by each side as its own input queue converts its batches:
+AlgoPerf's JAX ogbg queue yields a ``jraph.GraphsTuple`` of numpy arrays placed with the
+batch-dim sharding, its PyTorch one a ``GraphsTuple`` of tensors and boolean weights;
+fastmri's are dicts of arrays or tensors; criteo1tb's training queues yield float inputs
+(N, 39) and float targets (N,), without weights in JAX and with float ones in PyTorch. Ours:
+the workload's ``_to_framework_batch``.
+
+criteo1tb is the full-size DLRM-small (a 4,194,304 x 128 table, 539M parameters): each worker
+holds the parameters, NAdamW's two moments and the dense gradient, about 9-11 GB, so run it
+alone with ``--processes 1`` on a 24 GB machine (its workers are started one after another
+and stay alive: two at a time).
 
 The saved-batch machinery (``add_arguments``, ``parse_args``, ``measure_saved``,
 ``print_ratios``: one batch file per workload, each side's conversion a driver fragment) also
@@ -18,7 +27,7 @@ serves ``librispeech_step_time.py``.
 Sides as ``workload_step_time.py`` prepares them (AlgoPerf's side venv needs jraph, which
 its pyproject lists; ours with AlgoPerf's pins additionally needs jraph and h5py):
 
-    python benchmarks/ogbg_fastmri_step_time.py --algoperf-repo /tmp/algoperf-src \\
+    python benchmarks/saved_batch_step_time.py --algoperf-repo /tmp/algoperf-src \\
         --algoperf-python /tmp/algoperf-side-venv/bin/python
 
 Last line: ``step_time worst=<ratio>`` (ours / AlgoPerf, target <= 1.0).
@@ -68,6 +77,8 @@ def side_setup(cfg):
             if cfg["workload"] == "ogbg":
                 graph = jraph.GraphsTuple(globals={}, **{f: b[f] for f in fields})
                 b = {"inputs": graph, "targets": b["targets"], "weights": b["weights"]}
+            elif cfg["workload"] == "criteo1tb":
+                b = {"inputs": b["inputs"], "targets": b["targets"].reshape(-1)}
             return jax.device_put(b, sharding)
     else:
         import torch
@@ -83,6 +94,8 @@ def side_setup(cfg):
                 return {"inputs": graph, "targets": torch.as_tensor(b["targets"], device=device),
                         "weights": torch.as_tensor(b["weights"], dtype=torch.bool,
                                                    device=device)}
+            if cfg["workload"] == "criteo1tb":
+                b = {**b, "targets": b["targets"].reshape(-1)}
             return {k: torch.as_tensor(v, device=device) for k, v in b.items()}
     side["to_framework"] = to_framework
     return side
@@ -107,11 +120,9 @@ def side_setup(cfg):
 """
 
 
-def write_batches(directory: Path, graphs: int, slices: int, seed: int) -> dict[str, Path]:
-    """One ogbg and one fastmri batch of our pipeline, as flat arrays in ``.npz`` files."""
-    from algoperf.datasets import fastmri as fastmri_data
+def write_ogbg(path: Path, graphs: int, seed: int) -> None:
+    """One batch of ``graphs`` synthetic molecules, dynamically batched, as flat arrays."""
     from algoperf.datasets import ogbg as ogbg_data
-    from algoperf.workloads.fastmri import input_pipeline as mri
     from algoperf.workloads.ogbg import input_pipeline as graph_pipeline
 
     molecules = ogbg_data.synthetic_graphs(4 * graphs, seed)
@@ -119,14 +130,45 @@ def write_batches(directory: Path, graphs: int, slices: int, seed: int) -> dict[
     graph = batch["inputs"]
     flat = {f: getattr(graph, f) for f in ("nodes", "edges", "receivers", "senders",
                                            "n_node", "n_edge")}
-    np.savez(directory / "ogbg.npz", targets=batch["targets"], weights=batch["weights"], **flat)
+    np.savez(path, targets=batch["targets"], weights=batch["weights"], **flat)
+
+
+def write_fastmri(path: Path, slices: int, seed: int) -> None:
+    """``slices`` synthetic knee slices through the per-slice pipeline, stacked."""
+    from algoperf.datasets import fastmri as fastmri_data
+    from algoperf.workloads.fastmri import input_pipeline as mri
+
     kspace, targets, volume_max = fastmri_data.synthetic_volume(slices, (640, 368), (320, 320),
                                                                 seed)
     examples = [mri.process_slice(kspace[i], targets[i], volume_max,
                                   np.random.default_rng([seed, i])) for i in range(slices)]
     arrays = {key: np.stack([e[key] for e in examples]) for key in examples[0]}
-    np.savez(directory / "fastmri.npz", weights=np.ones(slices, np.float32), **arrays)
-    return {"ogbg": directory / "ogbg.npz", "fastmri": directory / "fastmri.npz"}
+    np.savez(path, weights=np.ones(slices, np.float32), **arrays)
+
+
+def write_criteo1tb(path: Path, lines: int, seed: int) -> None:
+    """The first training batch of ``lines`` lines of synthetic Criteo day files."""
+    from algoperf.datasets import criteo1tb as criteo_data
+    from algoperf.workloads.criteo1tb import input_pipeline as ctr
+
+    directory = criteo_data.write_synthetic(path.parent / "data", num_train=lines, num_test=1)
+    np.savez(path, **next(ctr.TrainBatches(criteo_data.split_files(directory, "train"),
+                                           lines, seed)))
+
+
+def write_batches(directory: Path, args: argparse.Namespace) -> dict[str, Path]:
+    """One saved batch (``.npz``) of each of ``--workloads``, by workload."""
+    writers = {"ogbg": (write_ogbg, args.batch_size),
+               "fastmri": (write_fastmri, args.mri_batch_size),
+               "criteo1tb": (write_criteo1tb, args.criteo_batch_size)}
+    files = {}
+    for workload in args.workloads.split(","):
+        if workload not in writers:
+            sys.exit(f"unknown workload {workload!r}; choose from {', '.join(writers)}")
+        write, size = writers[workload]
+        files[workload] = directory / f"{workload}.npz"
+        write(files[workload], size, args.seed)
+    return files
 
 
 def add_arguments(parser: argparse.ArgumentParser, warmup: int, repeats: int,
@@ -197,13 +239,17 @@ def main() -> None:
     parser.add_argument("--workloads", default="ogbg,fastmri")
     parser.add_argument("--batch-size", type=int, default=32, help="ogbg graphs per batch")
     parser.add_argument("--mri-batch-size", type=int, default=2, help="fastmri slices")
+    parser.add_argument("--criteo-batch-size", type=int, default=8192,
+                        help="criteo1tb lines (AlgoPerf's reference batch: 262,144)")
     args = parse_args(parser)
     with tempfile.TemporaryDirectory(prefix="step-time-") as tmp:
-        files = write_batches(Path(tmp), args.batch_size, args.mri_batch_size, args.seed)
-        headline, results = measure_saved(
-            {workload: files[workload] for workload in args.workloads.split(",")}, args,
-            ALGOPERF_CONVERSION, OUR_CONVERSION, Path(tmp))
-    print(f"ogbg batch {args.batch_size} graphs, fastmri batch {args.mri_batch_size} slices, "
+        files = write_batches(Path(tmp), args)
+        headline, results = measure_saved(files, args, ALGOPERF_CONVERSION, OUR_CONVERSION,
+                                          Path(tmp))
+    sizes = {"ogbg": f"ogbg batch {args.batch_size} graphs",
+             "fastmri": f"fastmri batch {args.mri_batch_size} slices",
+             "criteo1tb": f"criteo1tb batch {args.criteo_batch_size} lines"}
+    print(", ".join(sizes[workload] for workload in files) + ", "
           f"AlgoPerf's NAdamW baseline, torch threads {args.torch_threads}, "
           f"{args.repeats * args.processes} interleaved blocks per side ({args.processes} "
           "processes)")
